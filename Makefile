@@ -1,0 +1,45 @@
+# marrow_triage: two commands on a fresh machine with python3 and make.
+#   make demo   create .venv, install, triage an example report
+#   make test   create .venv if missing, install dev extras, lint, type-check, run the suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_CORE := $(VENV)/.installed-core
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: demo test lint types pytest bench docs fuzz clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_CORE): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[cli]"
+	touch $@
+
+$(STAMP_DEV): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@ $(STAMP_CORE)
+
+demo: $(STAMP_CORE)
+	$(BIN)/marrow-triage check examples/fever-101F.json
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check src tests benchmarks examples
+
+types: $(STAMP_DEV)
+	$(BIN)/mypy
+
+pytest: $(STAMP_DEV)
+	$(BIN)/pytest -n 2 -q
+
+test: lint types pytest
+
+bench: $(STAMP_DEV)
+	$(BIN)/python benchmarks/run.py
+
+docs: $(STAMP_CORE)
+	$(BIN)/marrow-triage rules docs
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

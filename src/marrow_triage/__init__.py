@@ -1,0 +1,69 @@
+"""marrow_triage: explained urgency triage of symptoms after a bone marrow aspiration or biopsy.
+
+>>> from marrow_triage import triage
+>>> result = triage({"hours_since_procedure": 30, "temperature": {"value": 101.3, "unit": "F"}})
+>>> result.level
+<Urgency.URGENT: 'urgent'>
+
+It supports, and does not replace, clinical judgement.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from .audit import audit_record
+from .engine import EngineError, TriageEngine
+from .models import (
+    AuditRecord,
+    Bleeding,
+    Bruising,
+    Finding,
+    PainTrend,
+    Question,
+    RulesetInfo,
+    SiteDischarge,
+    Source,
+    SymptomReport,
+    Temperature,
+    TemperatureUnit,
+    TriageResult,
+    Urgency,
+)
+from .rules import RulePack, RulePackError
+
+__all__ = [
+    "AuditRecord",
+    "Bleeding",
+    "Bruising",
+    "EngineError",
+    "Finding",
+    "PainTrend",
+    "Question",
+    "RulePack",
+    "RulePackError",
+    "RulesetInfo",
+    "SiteDischarge",
+    "Source",
+    "SymptomReport",
+    "Temperature",
+    "TemperatureUnit",
+    "TriageEngine",
+    "TriageResult",
+    "Urgency",
+    "audit_record",
+    "default_engine",
+    "triage",
+]
+
+
+@lru_cache(maxsize=1)
+def default_engine() -> TriageEngine:
+    """The engine for the packaged rule pack, built on first use and then shared."""
+    return TriageEngine.default()
+
+
+def triage(report: SymptomReport | dict[str, Any]) -> TriageResult:
+    """Triage one report with the packaged rule pack."""
+    return default_engine().triage(report)

@@ -1,0 +1,122 @@
+"""Compilation of a :class:`~marrow_triage.rules.RulePack` to durable_rules definitions.
+
+The engine sees three kinds of fact, each tagged by ``t``:
+
+* ``report``: the report's facts. Warning-sign, after-effect and question rules match it.
+* ``findings``: how many findings fired at each level so far. Escalation rules match it.
+* every fact is also matched by a catch-all rule, because durable_rules crashes when a
+  session holding an unmatched fact is deleted.
+
+Numbers enter the engine as whole millionths, rounded down, and thresholds have at most
+six decimal places, so ``x ≥ t`` and ``x < t`` in the engine agree exactly with the same
+comparison on the exact value: ``floor(x·10⁶) ≥ t·10⁶ ⇔ x ≥ t`` when ``t·10⁶`` is whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from .conditions import AllOf, AnyOf, Condition, FieldTest
+from .facts import FactValue
+from .models import Urgency
+from .rules import RulePack
+
+__all__ = ["CATCH_ALL", "CompiledRuleset", "compile_pack", "engine_fact", "engine_number"]
+
+SCALE = 10**6
+CATCH_ALL = "catch-all"
+RULE_PREFIX = "rule:"
+QUESTION_PREFIX = "question:"
+
+Action = Callable[[Any], None]
+
+
+def engine_number(value: Fraction | int) -> int:
+    """A number as the engine sees it: whole millionths, rounded down."""
+    return math.floor(Fraction(value) * SCALE)
+
+
+def engine_fact(facts: Mapping[str, FactValue]) -> dict[str, int | bool | str]:
+    """The report fact as asserted into durable_rules."""
+    out: dict[str, int | bool | str] = {}
+    for name, value in facts.items():
+        out[name] = value if isinstance(value, bool | str) else engine_number(value)
+    return out
+
+
+def count_field(level: Urgency) -> str:
+    """Name of the findings-fact field counting findings at ``level``."""
+    return f"n_{level.value}"
+
+
+@dataclass(frozen=True)
+class CompiledRuleset:
+    """A pack compiled to a durable_rules ruleset definition (without actions)."""
+
+    name: str
+    rules: Mapping[str, Any]
+
+    def definitions(self, action_for: Callable[[str], Action]) -> dict[str, Any]:
+        """A fresh definitions dict for one ``Host``; durable_rules mutates what it is given."""
+        rules = copy.deepcopy(dict(self.rules))
+        for key, rule in rules.items():
+            rule["run"] = action_for(key)
+        return {self.name: rules}
+
+
+def compile_pack(pack: RulePack) -> CompiledRuleset:
+    """Compile every rule and question of ``pack``."""
+    rules: dict[str, Any] = {}
+    for rule in pack.rules:
+        if rule.when_findings is not None:
+            pattern: Any = {"$and": [
+                {"t": "findings"},
+                {"$gte": {count_field(rule.when_findings.level): rule.when_findings.at_least}},
+            ]}
+        else:
+            assert rule.when is not None
+            pattern = {"$and": [{"t": "report"}, _condition(rule.when)]}
+        rules[RULE_PREFIX + rule.id] = {"all": [{"m": pattern}]}
+    for question in pack.questions:
+        tests: list[Any] = [{"t": "report"}, {"$nex": {question.field: 1}}]
+        if question.when is not None:
+            tests.append(_condition(question.when))
+        rules[QUESTION_PREFIX + question.id] = {"all": [{"m": {"$and": tests}}]}
+    rules[CATCH_ALL] = {"all": [{"m": {"$ex": {"t": 1}}}]}
+    name = f"marrow_triage_{pack.sha256[:16]}"
+    return CompiledRuleset(name=name, rules=dict(sorted(rules.items())))
+
+
+def _condition(condition: Condition) -> Any:
+    if isinstance(condition, AllOf):
+        return {"$and": [_condition(part) for part in condition.parts]}
+    if isinstance(condition, AnyOf):
+        return {"$or": [_condition(part) for part in condition.parts]}
+    return _test(condition)
+
+
+def _test(test: FieldTest) -> Any:
+    if test.op == "missing":
+        return {"$nex" if test.value else "$ex": {test.field: 1}}
+    if test.op == "at_least":
+        assert isinstance(test.value, Fraction)
+        return {"$gte": {test.field: engine_number(test.value)}}
+    if test.op == "below":
+        assert isinstance(test.value, Fraction)
+        return {"$lt": {test.field: engine_number(test.value)}}
+    if test.op == "is":
+        return {test.field: _scalar(test.value)}
+    assert isinstance(test.value, tuple)
+    return {"$or": [{test.field: _scalar(v)} for v in test.value]}
+
+
+def _scalar(value: object) -> int | bool | str:
+    if isinstance(value, bool | str):
+        return value
+    assert isinstance(value, int)
+    return engine_number(value)

@@ -1,0 +1,209 @@
+"""The triage engine: a rule pack compiled once, evaluated by durable_rules.
+
+durable_rules' C engine crashes the process in several situations (see DEVELOPERS.md).
+This module is the only place that touches it, and it makes them unreachable:
+
+* every evaluation runs in its own session (``sid``) and deletes it afterwards, so
+  sessions never pile up; a catch-all rule handles every fact, so deletion is safe;
+* reports are asserted as *facts*, never posted as events, so every matching rule fires;
+* a host is used by one thread at a time for a whole evaluation: hosts live in a pool,
+  checked out for one evaluation (assert, collect, delete) and returned afterwards;
+* each host gets its own deep copy of the definitions, and starts no timer threads;
+* after ``fork`` the child builds new hosts instead of sharing the parent's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from durable.engine import Host
+from pydantic import ValidationError
+
+from .compile import (
+    CATCH_ALL,
+    QUESTION_PREFIX,
+    RULE_PREFIX,
+    CompiledRuleset,
+    compile_pack,
+    count_field,
+    engine_fact,
+)
+from .explain import build_result
+from .facts import report_facts
+from .models import SymptomReport, TriageResult, Urgency
+from .rules import RulePack
+
+__all__ = ["EngineError", "Fired", "TriageEngine"]
+
+ReportInput = SymptomReport | Mapping[str, Any]
+
+
+class EngineError(RuntimeError):
+    """The rule engine failed on a valid report. Never returned as a result."""
+
+
+class Fired:
+    """What fired for one report: rule ids and question ids, in firing order."""
+
+    __slots__ = ("questions", "rules")
+
+    def __init__(self) -> None:
+        self.rules: dict[str, None] = {}
+        self.questions: dict[str, None] = {}
+
+
+class _QuietHost(Host):  # type: ignore[misc]
+    """A durable_rules host without the background dispatch and timer threads.
+
+    Those threads call into the same C ruleset as the evaluating thread, which is one of
+    the ways durable_rules crashes. Evaluations here are synchronous and use no timers.
+    """
+
+    def _run(self) -> None:
+        return None
+
+
+class _Evaluator:
+    """One host plus the state of the evaluation in progress on it."""
+
+    def __init__(self, compiled: CompiledRuleset, pack: RulePack) -> None:
+        self._name = compiled.name
+        self._sids = itertools.count()
+        self._fired = Fired()
+        self._levels = {rule.id: rule.level for rule in pack.rules}
+        self._host = _QuietHost(compiled.definitions(self._action))
+
+    def _action(self, key: str) -> Callable[[Any], None]:
+        if key == CATCH_ALL:
+            return _ignore
+        if key.startswith(RULE_PREFIX):
+            rule_id = key.removeprefix(RULE_PREFIX)
+            return lambda _closure: self._fired.rules.setdefault(rule_id)
+        question_id = key.removeprefix(QUESTION_PREFIX)
+        return lambda _closure: self._fired.questions.setdefault(question_id)
+
+    def evaluate(self, fact: dict[str, Any]) -> Fired:
+        sid = str(next(self._sids))
+        self._fired = fired = Fired()
+        try:
+            self._host.assert_fact(self._name, {**fact, "t": "report", "sid": sid, "id": "r"})
+            # Escalations count findings; their own findings can feed higher escalations,
+            # which the pack loader guarantees always raise the level, so this ends.
+            seen = -1
+            for layer in range(len(Urgency)):
+                if len(fired.rules) == seen:
+                    break
+                seen = len(fired.rules)
+                counts = {count_field(level): 0 for level in Urgency}
+                for rule_id in fired.rules:
+                    counts[count_field(self._levels[rule_id])] += 1
+                summary = {"t": "findings", "sid": sid, "id": f"f{layer}", **counts}
+                self._host.assert_fact(self._name, summary)
+        finally:
+            self._host.delete_state(self._name, sid)
+        return fired
+
+
+def _ignore(_closure: Any) -> None:
+    return None
+
+
+class TriageEngine:
+    """Triage symptom reports with one rule pack.
+
+    Safe to share between threads, across ``fork`` and from asyncio code. Construct it
+    once and reuse it: loading and compiling the pack is the slow part.
+
+    >>> engine = TriageEngine.default()
+    >>> engine.triage({"hours_since_procedure": 20, "bleeding": "does_not_stop"}).level
+    <Urgency.URGENT: 'urgent'>
+    """
+
+    def __init__(self, pack: RulePack) -> None:
+        self.pack = pack
+        self._compiled = compile_pack(pack)
+        self._pool_lock = threading.Lock()
+        self._pool: queue.SimpleQueue[_Evaluator] = queue.SimpleQueue()
+        self._pid = os.getpid()
+        self._pool.put(_Evaluator(self._compiled, pack))
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> TriageEngine:
+        """An engine for the rule pack in directory ``path``."""
+        return cls(RulePack.from_path(path))
+
+    @classmethod
+    def default(cls) -> TriageEngine:
+        """An engine for the rule pack shipped with the library."""
+        return cls(RulePack.default())
+
+    def triage(self, report: ReportInput) -> TriageResult:
+        """Triage one report (a :class:`SymptomReport` or a dict of its JSON form).
+
+        Raises :class:`pydantic.ValidationError` for an invalid report.
+        """
+        validated = _as_report(report)
+        evaluator = self._checkout()
+        try:
+            result = self._run(evaluator, validated)
+        except ValidationError:
+            raise
+        except Exception as exc:  # the host may be in an unknown state: drop it
+            raise EngineError(f"rule engine failed: {exc}") from exc
+        self._pool.put(evaluator)
+        return result
+
+    def triage_json(self, data: str | bytes) -> TriageResult:
+        """Triage a report given as JSON text."""
+        return self.triage(SymptomReport.model_validate_json(data))
+
+    def triage_many(self, reports: Iterable[ReportInput]) -> list[TriageResult]:
+        """Triage many reports with one host checkout; results keep the input order.
+
+        Every report is validated before any is evaluated, so an invalid one fails the
+        batch before any work is done.
+        """
+        validated = [_as_report(r) for r in reports]
+        evaluator = self._checkout()
+        try:
+            results = [self._run(evaluator, r) for r in validated]
+        except Exception as exc:
+            raise EngineError(f"rule engine failed: {exc}") from exc
+        self._pool.put(evaluator)
+        return results
+
+    async def triage_async(self, report: ReportInput) -> TriageResult:
+        """Triage without blocking the event loop (runs in a worker thread)."""
+        validated = _as_report(report)
+        return await asyncio.to_thread(self.triage, validated)
+
+    def _run(self, evaluator: _Evaluator, report: SymptomReport) -> TriageResult:
+        facts = report_facts(report)
+        fired = evaluator.evaluate(engine_fact(facts))
+        return build_result(self.pack, report, facts, fired.rules, fired.questions)
+
+    def _checkout(self) -> _Evaluator:
+        if os.getpid() != self._pid:
+            # A forked child must not reuse hosts whose C state a parent thread may have
+            # been changing at the moment of the fork.
+            with self._pool_lock:
+                if os.getpid() != self._pid:
+                    self._pool = queue.SimpleQueue()
+                    self._pid = os.getpid()
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            return _Evaluator(self._compiled, self.pack)
+
+
+def _as_report(report: ReportInput) -> SymptomReport:
+    if isinstance(report, SymptomReport):
+        return report
+    return SymptomReport.model_validate(report)

@@ -1,0 +1,127 @@
+"""From the rules that fired to a :class:`~marrow_triage.models.TriageResult` people can read.
+
+Explanations are the rule's own template filled with the measured values, so each one
+shows what was measured and (as the loader checks) the threshold it was held against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+
+from .facts import FACT_FIELDS, FactValue
+from .models import (
+    Finding,
+    Question,
+    RulesetInfo,
+    SymptomReport,
+    TriageResult,
+    Urgency,
+)
+from .rules import RulePack, RuleSpec
+from .units import format_number, format_temperature
+
+__all__ = ["build_result", "render_value"]
+
+NOT_ANSWERED = "not answered"
+
+
+def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue]) -> str:
+    """A fact's measured value, as shown in an explanation."""
+    if name not in facts:
+        return NOT_ANSWERED
+    value = facts[name]
+    field = FACT_FIELDS[name]
+    if name == "temperature_c" and report.temperature is not None:
+        return format_temperature(report.temperature)
+    if name == "hours_since_procedure":
+        assert isinstance(value, Fraction)
+        days = format_number(value / 24, 1)
+        return f"{format_number(value, 1)} hours ({days} days)"
+    if field.kind == "boolean":
+        return "yes" if value else "no"
+    if field.kind == "integer" and field.maximum == 10:
+        return f"{value}/10"
+    if field.kind == "enum":
+        return str(value).replace("_", " ")
+    return format_number(value)  # type: ignore[arg-type]
+
+
+def build_result(
+    pack: RulePack,
+    report: SymptomReport,
+    facts: Mapping[str, FactValue],
+    fired_rules: Iterable[str],
+    fired_questions: Iterable[str],
+) -> TriageResult:
+    """Assemble the result for the rules and questions that fired."""
+    rules = sorted((pack.rule(rule_id) for rule_id in fired_rules),
+                   key=lambda r: (-r.level.rank, r.id))
+    findings = tuple(_finding(pack, rule, rules, report, facts) for rule in rules)
+    level = findings[0].level if findings else Urgency.SELF_CARE
+    questions_by_id = {q.id: q for q in pack.questions}
+    questions = tuple(
+        Question(field=questions_by_id[qid].field, text=questions_by_id[qid].text)
+        for qid in sorted(set(fired_questions))
+    )
+    return TriageResult(
+        level=level,
+        action=level.action,
+        summary=_summary(level, rules, questions),
+        findings=findings,
+        advice=_unique(a for f in findings for a in f.advice),
+        reassurance=_unique(r for rule in rules for r in rule.reassurance),
+        questions=questions,
+        ruleset=RulesetInfo(name=pack.name, version=pack.version, sha256=pack.sha256),
+    )
+
+
+def _finding(pack: RulePack, rule: RuleSpec, fired: list[RuleSpec], report: SymptomReport,
+             facts: Mapping[str, FactValue]) -> Finding:
+    based_on: tuple[str, ...] = ()
+    if rule.when_findings is not None:
+        counted = [r for r in fired if r.level is rule.when_findings.level]
+        based_on = tuple(r.id for r in counted)
+        explanation = rule.explanation.format(
+            count=len(counted), findings="; ".join(r.title for r in counted))
+    else:
+        explanation = rule.explanation.format_map(_MeasuredValues(report, facts))
+    return Finding(
+        rule_id=rule.id,
+        level=rule.level,
+        explanation=explanation,
+        advice=rule.advice,
+        source=pack.source(rule),
+        based_on=based_on,
+    )
+
+
+class _MeasuredValues(dict[str, str]):
+    """Renders only the placeholders a template uses."""
+
+    def __init__(self, report: SymptomReport, facts: Mapping[str, FactValue]) -> None:
+        super().__init__()
+        self._report = report
+        self._facts = facts
+
+    def __missing__(self, name: str) -> str:
+        return render_value(name, self._report, self._facts)
+
+
+def _summary(level: Urgency, rules: list[RuleSpec], questions: tuple[Question, ...]) -> str:
+    warnings = [r.title for r in rules if r.level > Urgency.SELF_CARE]
+    if warnings:
+        shown = ", ".join(warnings[:3]) + (f" and {len(warnings) - 3} more" if
+                                           len(warnings) > 3 else "")
+        text = f"{level.label}: {shown}. {level.action}"
+    elif rules:
+        text = f"{level.label}: expected after-effects only ({', '.join(r.title for r in rules)})."
+    else:
+        text = f"{level.label}: no warning signs in what was reported."
+    if questions:
+        text += f" {len(questions)} question(s) still to answer."
+    return text
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))

@@ -1,0 +1,102 @@
+"""The fact schema: the named, typed values that rules may test, derived from a report.
+
+Rules never read a :class:`~marrow_triage.models.SymptomReport` directly. They test these
+facts, and the rule loader type-checks every condition against this schema, so a rule
+about ``temprature_c`` or ``bleeding: heavy`` fails at load time with a suggestion.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Literal
+
+from .models import Bleeding, Bruising, PainTrend, SiteDischarge, SymptomReport
+from .units import celsius, decimal_of
+
+__all__ = ["FACT_FIELDS", "FactField", "FactValue", "report_facts"]
+
+FactKind = Literal["number", "integer", "boolean", "enum"]
+FactValue = Fraction | int | bool | str
+
+
+@dataclass(frozen=True)
+class FactField:
+    """One value that rules may test."""
+
+    name: str
+    kind: FactKind
+    description: str
+    values: tuple[str, ...] = ()
+    """Allowed values, most benign first, for ``enum`` fields."""
+    minimum: Fraction | None = None
+    maximum: Fraction | None = None
+    report_field: str = ""
+    """The report field it is read from (``temperature`` for ``temperature_c``)."""
+
+
+def _enum(name: str, kind: type[enum.Enum], description: str) -> FactField:
+    values = tuple(str(m.value) for m in kind)
+    return FactField(name, "enum", description, values, report_field=name)
+
+
+def _flag(name: str, description: str) -> FactField:
+    return FactField(name, "boolean", description, report_field=name)
+
+
+def _pain(name: str, description: str) -> FactField:
+    return FactField(name, "integer", description, minimum=Fraction(0), maximum=Fraction(10),
+                     report_field=name)
+
+
+FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
+    f.name: f
+    for f in (
+        FactField("hours_since_procedure", "number", "Hours since the procedure.",
+                  minimum=Fraction(0), report_field="hours_since_procedure"),
+        FactField("temperature_c", "number", "Temperature in °C (exact, from °C or °F).",
+                  minimum=Fraction(30), maximum=Fraction(45), report_field="temperature"),
+        _enum("bleeding", Bleeding, "Bleeding at the needle site."),
+        _enum("site_discharge", SiteDischarge, "Fluid from the needle site."),
+        _pain("site_pain", "Pain at the needle site, 0 to 10."),
+        _pain("back_or_abdominal_pain", "Pain in the back or abdomen, 0 to 10."),
+        _enum("pain_trend", PainTrend, "How site pain has changed."),
+        _flag("chills", "Chills or shivering."),
+        _flag("feels_feverish", "Feeling hot or feverish."),
+        _flag("site_redness", "Redness around the site."),
+        _flag("site_swelling", "Swelling around the site."),
+        _flag("site_warmth", "Warmth at the site."),
+        _enum("bruising", Bruising, "Bruising around the site."),
+        _flag("pain_down_back_of_leg", "Pain down the back of the leg."),
+        _flag("dizziness_or_fainting", "Dizziness or fainting."),
+        _flag("chest_pain", "Chest pain."),
+        _flag("breathlessness", "Breathlessness."),
+        _flag("new_confusion", "New confusion."),
+        _flag("low_white_cell_count", "Known low white cell count."),
+        _flag("recent_chemotherapy", "Chemotherapy in the last 6 weeks."),
+        _flag("blood_thinners", "Takes blood thinners."),
+        _flag("low_platelet_count", "Known low platelet count."),
+        _flag("received_sedation", "Had conscious sedation."),
+    )
+})
+
+
+def report_facts(report: SymptomReport) -> dict[str, FactValue]:
+    """The facts a report states, exactly. Fields the patient did not answer are absent."""
+    facts: dict[str, FactValue] = {}
+    for field in FACT_FIELDS.values():
+        raw = getattr(report, field.report_field)
+        if raw is None:
+            continue
+        if field.name == "temperature_c":
+            facts[field.name] = celsius(report.temperature) if report.temperature else Fraction(0)
+        elif field.kind == "number":
+            facts[field.name] = Fraction(decimal_of(raw))
+        elif field.kind == "enum":
+            facts[field.name] = str(raw.value)
+        else:
+            facts[field.name] = raw
+    return facts

@@ -1,0 +1,295 @@
+"""The data that crosses the public API: the symptom report in, the triage result out.
+
+Every model rejects unknown fields, so a misspelt field name is an error rather than a
+silently ignored symptom. Numbers are strict: ``true`` is not a pain score and ``"38"``
+is not a temperature.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "AuditRecord",
+    "Bleeding",
+    "Bruising",
+    "Finding",
+    "PainTrend",
+    "Question",
+    "RulesetInfo",
+    "SiteDischarge",
+    "Source",
+    "SymptomReport",
+    "Temperature",
+    "TemperatureUnit",
+    "TriageResult",
+    "Urgency",
+]
+
+
+class Urgency(enum.StrEnum):
+    """How soon the patient needs care, ordered ``self_care < soon < urgent < emergency``."""
+
+    SELF_CARE = "self_care"
+    SOON = "soon"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+    @property
+    def rank(self) -> int:
+        """Position in the order, 0 for ``self_care`` up to 3 for ``emergency``."""
+        return _URGENCY_ORDER.index(self)
+
+    @property
+    def action(self) -> str:
+        """What the patient should do now, in one sentence."""
+        return _URGENCY_ACTIONS[self]
+
+    @property
+    def label(self) -> str:
+        """Short human label, e.g. ``"Emergency"``."""
+        return self.value.replace("_", " ").capitalize()
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Urgency):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Urgency):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Urgency):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Urgency):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_URGENCY_ORDER = (Urgency.SELF_CARE, Urgency.SOON, Urgency.URGENT, Urgency.EMERGENCY)
+_URGENCY_ACTIONS = {
+    Urgency.EMERGENCY: "Call emergency services now.",
+    Urgency.URGENT: "Call your care team now, day or night.",
+    Urgency.SOON: "Contact your care team within 24 hours.",
+    Urgency.SELF_CARE: (
+        "This is an expected after-effect: care for yourself at home and watch for the "
+        "warning signs."
+    ),
+}
+
+
+class TemperatureUnit(enum.StrEnum):
+    """Unit of a temperature reading."""
+
+    CELSIUS = "C"
+    FAHRENHEIT = "F"
+
+
+class Bleeding(enum.StrEnum):
+    """Bleeding at the needle site, from least to most worrying."""
+
+    NONE = "none"
+    SPOTS_ON_DRESSING = "spots_on_dressing"
+    STOPS_WITH_PRESSURE = "stops_with_pressure"
+    SOAKS_DRESSING = "soaks_dressing"
+    DOES_NOT_STOP = "does_not_stop"
+
+
+class SiteDischarge(enum.StrEnum):
+    """Fluid from the needle site; ``unusual`` means cloudy, pus or foul-smelling."""
+
+    NONE = "none"
+    CLEAR = "clear"
+    UNUSUAL = "unusual"
+
+
+class Bruising(enum.StrEnum):
+    """Bruising around the needle site."""
+
+    NONE = "none"
+    MILD = "mild"
+    LARGE_OR_SPREADING = "large_or_spreading"
+
+
+class PainTrend(enum.StrEnum):
+    """How pain at the site has changed since the last check."""
+
+    BETTER = "better"
+    SAME = "same"
+    WORSE = "worse"
+
+
+# Plausible ranges of a body temperature taken at home. Outside them the reading is a
+# typo or a broken thermometer, and triaging it would give a confident wrong answer.
+TEMPERATURE_LIMITS: dict[TemperatureUnit, tuple[float, float]] = {
+    TemperatureUnit.CELSIUS: (30.0, 45.0),
+    TemperatureUnit.FAHRENHEIT: (86.0, 113.0),
+}
+MAX_HOURS_SINCE_PROCEDURE = 24 * 365
+
+_Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+PainScore = Annotated[int, Field(strict=True, ge=0, le=10)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class Temperature(_Model):
+    """A temperature reading in degrees Celsius or Fahrenheit."""
+
+    value: _Finite = Field(description="The reading as shown on the thermometer.")
+    unit: TemperatureUnit = Field(description='"C" for Celsius, "F" for Fahrenheit.')
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Temperature:
+        low, high = TEMPERATURE_LIMITS[self.unit]
+        if not low <= self.value <= high:
+            raise ValueError(
+                f"{self.value:g} °{self.unit.value} is not a plausible body temperature "
+                f"(expected {low:g} to {high:g} °{self.unit.value})"
+            )
+        return self
+
+
+class SymptomReport(_Model):
+    """What the patient reports at one check-in after the procedure.
+
+    Only ``hours_since_procedure`` is required. A symptom field left out means "not
+    asked or not answered", never "absent": the result asks about missing data that
+    matters instead of assuming all is well.
+    """
+
+    hours_since_procedure: _Finite = Field(
+        ge=0, le=MAX_HOURS_SINCE_PROCEDURE, description="Hours since the procedure."
+    )
+    temperature: Temperature | None = Field(
+        default=None, description="Latest temperature reading, if one was taken."
+    )
+    bleeding: Bleeding | None = Field(default=None, description="Bleeding at the needle site.")
+    site_discharge: SiteDischarge | None = Field(
+        default=None, description="Fluid from the needle site (unusual = cloudy, pus, smelly)."
+    )
+    site_pain: PainScore | None = Field(
+        default=None, description="Pain at the needle site, 0 (none) to 10 (worst)."
+    )
+    back_or_abdominal_pain: PainScore | None = Field(
+        default=None, description="Pain in the back or abdomen, 0 to 10."
+    )
+    pain_trend: PainTrend | None = Field(
+        default=None, description="How site pain has changed since the last check."
+    )
+    chills: Flag | None = Field(default=None, description="Chills or shivering.")
+    feels_feverish: Flag | None = Field(default=None, description="Feeling hot or feverish.")
+    site_redness: Flag | None = Field(default=None, description="Redness around the site.")
+    site_swelling: Flag | None = Field(default=None, description="Swelling around the site.")
+    site_warmth: Flag | None = Field(default=None, description="The site feels warm or hot.")
+    bruising: Bruising | None = Field(default=None, description="Bruising around the site.")
+    pain_down_back_of_leg: Flag | None = Field(
+        default=None, description="Pain running down the back of the leg."
+    )
+    dizziness_or_fainting: Flag | None = Field(
+        default=None, description="Feeling dizzy or light-headed, or fainting."
+    )
+    chest_pain: Flag | None = Field(default=None, description="Chest pain or tightness.")
+    breathlessness: Flag | None = Field(
+        default=None, description="Short of breath or struggling to breathe."
+    )
+    new_confusion: Flag | None = Field(
+        default=None, description="New confusion, or unusually hard to wake."
+    )
+    low_white_cell_count: Flag | None = Field(
+        default=None, description="The care team has said the white cell count is low."
+    )
+    recent_chemotherapy: Flag | None = Field(
+        default=None, description="Chemotherapy in the last 6 weeks."
+    )
+    blood_thinners: Flag | None = Field(
+        default=None, description="Takes blood thinners (anticoagulant or antiplatelet)."
+    )
+    low_platelet_count: Flag | None = Field(
+        default=None, description="The care team has said the platelet count is low."
+    )
+    received_sedation: Flag | None = Field(
+        default=None, description="Had conscious (twilight) sedation for the procedure."
+    )
+
+
+class Source(_Model):
+    """Where a rule comes from: the document, its section and the sentence it encodes."""
+
+    document: str = Field(description="Identifier of the document in the rule pack.")
+    title: str = Field(description="Title of the document.")
+    publisher: str
+    url: str | None = None
+    section: str
+    quote: str = Field(description="The sentence the rule encodes.")
+    verbatim: bool = Field(description="True when `quote` is the document's exact words.")
+
+
+class Finding(_Model):
+    """One rule that fired, with its reasoning shown in plain language."""
+
+    rule_id: str
+    level: Urgency
+    explanation: str = Field(description="The measured value against the threshold.")
+    advice: tuple[str, ...] = ()
+    source: Source
+    based_on: tuple[str, ...] = Field(
+        default=(), description="Rule ids of the findings an escalation rule combined."
+    )
+
+
+class Question(_Model):
+    """Something the patient was not asked that would change or confirm the result."""
+
+    field: str
+    text: str
+
+
+class RulesetInfo(_Model):
+    """Identity of the rule pack that produced a result."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+class TriageResult(_Model):
+    """An urgency level with every finding that explains it."""
+
+    level: Urgency
+    action: str = Field(description="What to do now, for this level.")
+    summary: str = Field(description="One line for a nurse's screen.")
+    findings: tuple[Finding, ...] = ()
+    advice: tuple[str, ...] = ()
+    reassurance: tuple[str, ...] = ()
+    questions: tuple[Question, ...] = ()
+    ruleset: RulesetInfo
+
+
+class AuditRecord(_Model):
+    """What an app stores to show later why a patient was told what they were told."""
+
+    kind: Literal["marrow_triage.audit/1"] = "marrow_triage.audit/1"
+    recorded_at: datetime
+    library_version: str
+    ruleset: RulesetInfo
+    report: SymptomReport
+    result: TriageResult

@@ -1,0 +1,381 @@
+"""Rule packs: the YAML files in ``rules/``, validated into a :class:`RulePack`.
+
+A pack is a directory with ``pack.yaml`` (name, version, cited documents) and any number
+of other ``*.yaml`` files holding ``rules:`` and ``questions:`` lists. Loading checks
+everything a clinician could get wrong (unknown facts, wrong threshold types, missing
+citations, duplicate ids, escalations that do not escalate) and reports every problem
+with its file, rule id and field. The order of files and of rules within them never
+matters: a pack is identified by the SHA-256 of its canonical content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .conditions import (
+    AllOf,
+    AnyOf,
+    Condition,
+    ConditionError,
+    FieldTest,
+    condition_fields,
+    condition_to_data,
+    parse_condition,
+    suggest,
+    thresholds,
+)
+from .facts import FACT_FIELDS
+from .models import Source, Urgency
+from .units import format_number
+
+__all__ = [
+    "DocumentSpec",
+    "FindingsCount",
+    "QuestionSpec",
+    "RulePack",
+    "RulePackError",
+    "RuleProblem",
+    "RuleSpec",
+    "SourceRef",
+    "default_rules_path",
+    "load_rule_pack",
+]
+
+RULE_ID = r"^[a-z0-9][a-z0-9-]{1,63}$"
+ESCALATION_PLACEHOLDERS = ("count", "findings")
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    """One thing wrong in a rule pack."""
+
+    file: str
+    rule_id: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        rule = f" rule {self.rule_id!r}:" if self.rule_id else ""
+        return f"{self.file}:{rule} {self.field}: {self.message}"
+
+
+class RulePackError(ValueError):
+    """A rule pack that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[RuleProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid rule pack ({len(problems)} problem(s)):\n{lines}")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class DocumentSpec(_Spec):
+    """A document that rules cite."""
+
+    title: str = Field(min_length=1)
+    publisher: str = Field(min_length=1)
+    url: str | None = None
+    published: str | None = None
+
+
+class SourceRef(_Spec):
+    """A rule's citation: a document of the pack, its section and the sentence encoded."""
+
+    document: str = Field(min_length=1)
+    section: str = Field(min_length=1)
+    quote: str = Field(min_length=1)
+    verbatim: bool = True
+
+
+class FindingsCount(_Spec):
+    """Escalation trigger: at least ``at_least`` findings at exactly ``level``."""
+
+    level: Urgency
+    at_least: Annotated[int, Field(strict=True, ge=2, le=20)]
+
+
+class RuleSpec(_Spec):
+    """One rule as written in a rule file."""
+
+    id: str = Field(pattern=RULE_ID)
+    title: str = Field(min_length=1, max_length=80)
+    level: Urgency
+    when: Condition | None = None
+    when_findings: FindingsCount | None = None
+    explanation: str = Field(min_length=1)
+    advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    reassurance: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    source: SourceRef
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _parse_when(cls, value: Any) -> Condition | None:
+        return None if value is None else parse_condition(value)
+
+    @property
+    def is_escalation(self) -> bool:
+        """True for rules that combine other findings rather than test the report."""
+        return self.when_findings is not None
+
+    def condition_data(self) -> object:
+        """The condition in canonical form."""
+        if self.when is not None:
+            return condition_to_data(self.when)
+        assert self.when_findings is not None
+        return {"findings": self.when_findings.model_dump(mode="json")}
+
+
+class QuestionSpec(_Spec):
+    """A question asked when ``field`` was not answered and ``when`` (if given) holds."""
+
+    id: str = Field(pattern=RULE_ID)
+    field: str
+    text: str = Field(min_length=1)
+    when: Condition | None = None
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _parse_when(cls, value: Any) -> Condition | None:
+        return None if value is None else parse_condition(value)
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, value: str) -> str:
+        if value not in FACT_FIELDS:
+            raise ValueError(f"unknown fact {value!r}{suggest(value, tuple(FACT_FIELDS))}")
+        return value
+
+
+class _PackFile(_Spec):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    version: str = Field(min_length=1)
+    description: str = ""
+    documents: dict[str, DocumentSpec] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class RulePack:
+    """A validated rule pack. Rules are sorted by id, so file order never matters."""
+
+    name: str
+    version: str
+    description: str
+    documents: Mapping[str, DocumentSpec]
+    rules: tuple[RuleSpec, ...]
+    questions: tuple[QuestionSpec, ...]
+    sha256: str
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> RulePack:
+        """Load and validate the pack in directory ``path``."""
+        return load_rule_pack(path)
+
+    @classmethod
+    def default(cls) -> RulePack:
+        """The pack shipped with the library."""
+        return load_rule_pack(default_rules_path())
+
+    def rule(self, rule_id: str) -> RuleSpec:
+        """The rule with this id."""
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(f"no rule {rule_id!r}{suggest(rule_id, [r.id for r in self.rules])}")
+
+    def source(self, rule: RuleSpec) -> Source:
+        """The full citation of a rule."""
+        doc = self.documents[rule.source.document]
+        return Source(
+            document=rule.source.document, title=doc.title, publisher=doc.publisher, url=doc.url,
+            section=rule.source.section, quote=rule.source.quote, verbatim=rule.source.verbatim,
+        )
+
+
+def default_rules_path() -> Path:
+    """Where the packaged rule pack lives (inside the wheel, or ``rules/`` in a checkout)."""
+    packaged = resources.files("marrow_triage").joinpath("rules")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "rules"
+
+
+def load_rule_pack(path: str | Path) -> RulePack:
+    """Load, validate and hash the rule pack in directory ``path``."""
+    root = Path(path)
+    if not root.is_dir():
+        raise RulePackError([RuleProblem(str(root), None, "path", "is not a directory")])
+    problems: list[RuleProblem] = []
+    files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not any(p.name == "pack.yaml" for p in files):
+        problems.append(RuleProblem(str(root / "pack.yaml"), None, "file", "missing"))
+    meta: _PackFile | None = None
+    rules: dict[str, tuple[str, RuleSpec]] = {}
+    questions: dict[str, tuple[str, QuestionSpec]] = {}
+    for file in files:
+        label = f"{root.name}/{file.name}"
+        data = _read_yaml(file, label, problems)
+        if data is None:
+            continue
+        if file.name == "pack.yaml":
+            meta = _validate(_PackFile, data, label, None, "", problems)
+            continue
+        unknown = sorted(set(data) - {"rules", "questions"})
+        for key in unknown:
+            problems.append(RuleProblem(label, None, str(key), "unknown section"
+                                        f"{suggest(str(key), ('rules', 'questions'))}"))
+        for kind, target, model in (("rules", rules, RuleSpec), ("questions", questions,
+                                                                 QuestionSpec)):
+            items = data.get(kind, [])
+            if not isinstance(items, list):
+                problems.append(RuleProblem(label, None, kind, "expected a list"))
+                continue
+            for index, item in enumerate(items):
+                item_id = item.get("id") if isinstance(item, dict) else None
+                ident = item_id if isinstance(item_id, str) else f"{kind}[{index}]"
+                spec = _validate(model, item, label, ident, "", problems)
+                if spec is None:
+                    continue
+                if spec.id in target:
+                    problems.append(RuleProblem(label, spec.id, "id", "duplicate id, also in "
+                                                f"{target[spec.id][0]}"))
+                    continue
+                target[spec.id] = (label, spec)
+    if meta is not None:
+        _check_rules(meta, rules, questions, problems)
+    if problems or meta is None:
+        raise RulePackError(problems)
+    ordered_rules = tuple(spec for _, (_, spec) in sorted(rules.items()))
+    ordered_questions = tuple(spec for _, (_, spec) in sorted(questions.items()))
+    documents = dict(sorted(meta.documents.items()))
+    return RulePack(
+        name=meta.name, version=meta.version, description=meta.description,
+        documents=documents, rules=ordered_rules, questions=ordered_questions,
+        sha256=_digest(meta, documents, ordered_rules, ordered_questions),
+    )
+
+
+def _read_yaml(file: Path, label: str, problems: list[RuleProblem]) -> dict[str, Any] | None:
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        detail = " ".join(str(exc).split())
+        problems.append(RuleProblem(label, None, "file", f"cannot be read as YAML: {detail}"))
+        return None
+    if not isinstance(data, dict):
+        problems.append(RuleProblem(label, None, "file", "expected a mapping at the top level"))
+        return None
+    return data
+
+
+def _validate(model: type[Any], data: object, label: str, ident: str | None, prefix: str,
+              problems: list[RuleProblem]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "rule"
+            message = error["msg"]
+            ctx_error = error.get("ctx", {}).get("error")
+            if isinstance(ctx_error, ConditionError):
+                where, message = f"{where}.{ctx_error.path.removeprefix('when.')}", \
+                    ctx_error.message
+                where = where.replace("when.when", "when")
+            elif error["type"] == "extra_forbidden":
+                known = tuple(getattr(model, "model_fields", {}))
+                message = f"unknown field{suggest(str(error['loc'][-1]), known)}"
+            problems.append(RuleProblem(label, ident, prefix + where, message))
+        return None
+
+
+def _check_rules(meta: _PackFile, rules: dict[str, tuple[str, RuleSpec]],
+                 questions: dict[str, tuple[str, QuestionSpec]],
+                 problems: list[RuleProblem]) -> None:
+    for rule_id, (label, rule) in sorted(rules.items()):
+        def problem(field: str, message: str, label: str = label, rule_id: str = rule_id) -> None:
+            problems.append(RuleProblem(label, rule_id, field, message))
+
+        if rule.source.document not in meta.documents:
+            problem("source.document", f"unknown document {rule.source.document!r}"
+                    f"{suggest(rule.source.document, tuple(meta.documents))}")
+        if (rule.when is None) == (rule.when_findings is None):
+            problem("when", "give exactly one of `when` (report facts) or `when_findings`")
+            continue
+        if rule.reassurance and rule.level is not Urgency.SELF_CARE:
+            problem("reassurance", "only self_care rules reassure; a warning sign never does")
+        placeholders = _placeholders(rule.explanation, problem)
+        if rule.when_findings is not None:
+            if rule.level <= rule.when_findings.level:
+                problem("when_findings.level", f"an escalation must raise the level: it counts "
+                        f"{rule.when_findings.level.value} findings but is itself "
+                        f"{rule.level.value}, so it could feed on its own findings (a cycle)")
+            allowed: tuple[str, ...] = ESCALATION_PLACEHOLDERS
+            needed = ["count"]
+            numbers = [Fraction(rule.when_findings.at_least)]
+        else:
+            assert rule.when is not None
+            allowed = tuple(FACT_FIELDS)
+            needed = [f for f in condition_fields(rule.when) if _reads_value(rule.when, f)]
+            numbers = thresholds(rule.when)
+        for name in sorted(placeholders - set(allowed)):
+            problem("explanation", f"unknown placeholder {{{name}}}{suggest(name, allowed)}")
+        for name in needed:
+            if name not in placeholders:
+                problem("explanation", f"must show the measured value: add {{{name}}}")
+        for number in numbers:
+            shown = format_number(number, 6)
+            if shown not in rule.explanation:
+                problem("explanation", f"must state the threshold {shown}")
+    for question_id, (label, question) in sorted(questions.items()):
+        if question.when is not None and question.field in condition_fields(question.when):
+            problems.append(RuleProblem(label, question_id, "when", "a question is asked when "
+                                        f"{question.field} is missing; do not also test it"))
+
+
+def _reads_value(condition: Condition, field: str) -> bool:
+    """True when some test of ``field`` needs its value (not only ``missing``)."""
+    if isinstance(condition, FieldTest):
+        return condition.field == field and condition.op != "missing"
+    assert isinstance(condition, AllOf | AnyOf)
+    return any(_reads_value(part, field) for part in condition.parts)
+
+
+def _placeholders(template: str, problem: Any) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError as exc:
+        problem("explanation", f"bad template: {exc}")
+        return set()
+
+
+def _digest(meta: _PackFile, documents: Mapping[str, DocumentSpec], rules: tuple[RuleSpec, ...],
+            questions: tuple[QuestionSpec, ...]) -> str:
+    canonical = {
+        "name": meta.name,
+        "version": meta.version,
+        "description": meta.description,
+        "documents": {k: v.model_dump(mode="json") for k, v in documents.items()},
+        "rules": [
+            {**r.model_dump(mode="json", exclude={"when", "when_findings"}),
+             "condition": r.condition_data()} for r in rules
+        ],
+        "questions": [
+            {**q.model_dump(mode="json", exclude={"when"}),
+             "when": None if q.when is None else condition_to_data(q.when)} for q in questions
+        ],
+    }
+    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

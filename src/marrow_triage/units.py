@@ -1,0 +1,54 @@
+"""Exact temperature arithmetic.
+
+A reading is taken as the decimal the patient typed (``100.94``), not the nearest binary
+float (``100.93999999999999772...``), and converted to Celsius as an exact fraction, so a
+threshold of 38.3 °C holds for 100.94 °F exactly. Display rounding happens only in
+:func:`format_temperature`, never before a comparison.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+from .models import Temperature, TemperatureUnit
+
+__all__ = ["celsius", "decimal_of", "fahrenheit", "format_number", "format_temperature"]
+
+
+def decimal_of(value: float | int) -> Decimal:
+    """The decimal a number was written as: the shortest one that round-trips."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def celsius(reading: Temperature) -> Fraction:
+    """The reading in degrees Celsius, exactly."""
+    value = Fraction(decimal_of(reading.value))
+    if reading.unit is TemperatureUnit.CELSIUS:
+        return value
+    return (value - 32) * Fraction(5, 9)
+
+
+def fahrenheit(reading: Temperature) -> Fraction:
+    """The reading in degrees Fahrenheit, exactly."""
+    value = Fraction(decimal_of(reading.value))
+    if reading.unit is TemperatureUnit.FAHRENHEIT:
+        return value
+    return value * Fraction(9, 5) + 32
+
+
+def format_number(value: Fraction | Decimal | float | int, places: int = 2) -> str:
+    """A number for people: at most ``places`` decimals, no trailing zeros."""
+    exact = Fraction(value) if not isinstance(value, Fraction) else value
+    rounded = round(exact, places)
+    text = f"{Decimal(rounded.numerator) / Decimal(rounded.denominator):.{places}f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return "0" if text == "-0" else text
+
+
+def format_temperature(reading: Temperature) -> str:
+    """``"101.3 °F (38.5 °C)"``: the reading as taken, then the other unit."""
+    shown = format(decimal_of(reading.value).normalize(), "f")
+    if reading.unit is TemperatureUnit.CELSIUS:
+        return f"{shown} °C ({format_number(fahrenheit(reading), 1)} °F)"
+    return f"{shown} °F ({format_number(celsius(reading), 2)} °C)"
