@@ -1,0 +1,203 @@
+"""One TriageEngine shared by threads, forked worker processes and asyncio tasks.
+
+durable_rules' C engine segfaults when two threads use one host, and a forked child that
+reuses hosts a parent thread was changing inherits half-updated C state. Each test runs a
+generated mix of reports concurrently and requires results identical, byte for byte, to
+the same reports evaluated serially. A crash takes the test process down, which fails
+the run. The full-size runs (8 threads x 100,000) are in benchmarks/stress.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import multiprocessing
+import threading
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from marrow_triage import TriageEngine
+
+THREADS = 8
+PER_THREAD = 600
+
+
+def _load_mix() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mix.py"
+    spec = importlib.util.spec_from_file_location("marrow_bench_mix", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mixed_reports = _load_mix().mixed_reports
+
+
+@pytest.fixture(scope="module")
+def engine() -> TriageEngine:
+    return TriageEngine.default()
+
+
+@pytest.fixture(scope="module")
+def reports() -> list[dict[str, Any]]:
+    return mixed_reports(THREADS * PER_THREAD, seed=7)
+
+
+@pytest.fixture(scope="module")
+def serial(engine: TriageEngine, reports: list[dict[str, Any]]) -> list[str]:
+    return [engine.triage(r).model_dump_json() for r in reports]
+
+
+def test_mix_is_realistic(engine: TriageEngine, reports: list[dict[str, Any]]) -> None:
+    levels = [engine.triage(r).level.value for r in reports[:1000]]
+    assert levels.count("self_care") > 500
+    assert levels.count("emergency") > 10
+    assert levels.count("urgent") + levels.count("soon") > 100
+
+
+def test_threads_sharing_one_engine_match_serial(
+    engine: TriageEngine, reports: list[dict[str, Any]], serial: list[str]
+) -> None:
+    results: list[str | None] = [None] * len(reports)
+    errors: list[BaseException] = []
+    start = threading.Barrier(THREADS)
+
+    def work(offset: int) -> None:
+        try:
+            start.wait()
+            # Interleave: thread k takes reports k, k+8, k+16... so neighbours run together.
+            for index in range(offset, len(reports), THREADS):
+                results[index] = engine.triage(reports[index]).model_dump_json()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert results == serial
+
+
+def test_threads_mixing_single_and_batch_calls(
+    engine: TriageEngine, reports: list[dict[str, Any]], serial: list[str]
+) -> None:
+    chunk = 100
+    results: dict[int, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for start in range(offset * chunk, len(reports), THREADS * chunk):
+                batch = reports[start:start + chunk]
+                if (start // chunk) % 2:
+                    out = [r.model_dump_json() for r in engine.triage_many(batch)]
+                else:
+                    out = [engine.triage(r).model_dump_json() for r in batch]
+                results[start] = out
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    flat = [line for start in sorted(results) for line in results[start]]
+    assert flat == serial
+
+
+_FORK_ENGINE: TriageEngine | None = None
+
+
+def _triage_in_child(report: dict[str, Any]) -> str:
+    assert _FORK_ENGINE is not None
+    return _FORK_ENGINE.triage(report).model_dump_json()
+
+
+def test_fork_pool_with_engine_used_in_parent_while_a_thread_evaluates(
+    reports: list[dict[str, Any]], serial: list[str]
+) -> None:
+    global _FORK_ENGINE
+    engine = TriageEngine.default()
+    subset, expected = reports[:800], serial[:800]
+    assert engine.triage(subset[0]).model_dump_json() == expected[0]  # used before the fork
+    _FORK_ENGINE = engine
+    stop = threading.Event()
+    parent_results: list[bool] = []
+
+    def keep_evaluating() -> None:
+        index = 0
+        while not stop.is_set():
+            parent_results.append(engine.triage(subset[index]).model_dump_json()
+                                  == expected[index])
+            index = (index + 1) % len(subset)
+
+    busy = threading.Thread(target=keep_evaluating)
+    busy.start()
+    try:
+        context = multiprocessing.get_context("fork")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            with context.Pool(2) as pool:
+                children = pool.map(_triage_in_child, subset, chunksize=50)
+    finally:
+        stop.set()
+        busy.join()
+        _FORK_ENGINE = None
+    assert children == expected
+    assert parent_results and all(parent_results)
+    assert [engine.triage(r).model_dump_json() for r in subset[:50]] == expected[:50]
+
+
+def test_asyncio_many_concurrent_calls_match_serial_and_loop_stays_responsive(
+    engine: TriageEngine, reports: list[dict[str, Any]], serial: list[str]
+) -> None:
+    subset, expected = reports[:600], serial[:600]
+
+    async def main() -> tuple[list[str], list[int]]:
+        completed = 0
+        seen: list[int] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            while not done.is_set():
+                seen.append(completed)
+                await asyncio.sleep(0)
+
+        async def one(report: dict[str, Any]) -> str:
+            nonlocal completed
+            result = await engine.triage_async(report)
+            completed += 1
+            return result.model_dump_json()
+
+        tick_task = asyncio.create_task(ticker())
+        results = await asyncio.gather(*(one(r) for r in subset))
+        done.set()
+        await tick_task
+        return results, seen
+
+    results, seen = asyncio.run(main())
+    assert results == expected
+    # The loop kept running the ticker while evaluations were still in flight: the
+    # evaluations run off the loop instead of blocking it for the whole batch.
+    assert any(0 < count < len(subset) for count in seen)
+
+
+def test_asyncio_invalid_report_raises_validation_error_without_blocking(
+    engine: TriageEngine,
+) -> None:
+    from pydantic import ValidationError
+
+    async def main() -> None:
+        with pytest.raises(ValidationError):
+            await engine.triage_async({"hours_since_procedure": -1})
+
+    asyncio.run(main())
