@@ -19,7 +19,7 @@ from .models import (
     Urgency,
 )
 from .rules import RulePack, RuleSpec
-from .units import format_number, format_temperature
+from .units import decimal_of, format_number, format_temperature
 
 __all__ = ["build_result", "render_value"]
 
@@ -36,8 +36,10 @@ def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue
         return format_temperature(report.temperature)
     if name == "hours_since_procedure":
         assert isinstance(value, Fraction)
+        # The hours as given: rounding 23.99 up to "24" would contradict "below 24".
+        hours = format(decimal_of(report.hours_since_procedure).normalize(), "f")
         days = format_number(value / 24, 1)
-        return f"{format_number(value, 1)} hours ({days} days)"
+        return f"{hours} hours (about {days} day{'' if days == '1' else 's'})"
     if field.kind == "boolean":
         return "yes" if value else "no"
     if field.kind == "integer" and field.maximum == 10:
