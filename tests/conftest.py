@@ -1,0 +1,50 @@
+"""Shared fixtures: the packaged rule pack and engine, the reference evaluator, pack copies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from marrow_triage import RulePack, TriageEngine, default_engine
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RULES_DIR = REPO_ROOT / "rules"
+
+# Property tests set their own max_examples; engine calls vary in speed on a loaded CI
+# machine, so no per-example deadline. `HYPOTHESIS_PROFILE=thorough` runs 10x more.
+settings.register_profile(
+    "marrow", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile("thorough", parent=settings.get_profile("marrow"),
+                          max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "marrow"))
+
+
+@pytest.fixture(scope="session")
+def rules_dir() -> Path:
+    """The rule pack directory of this checkout."""
+    return RULES_DIR
+
+
+@pytest.fixture(scope="session")
+def pack() -> RulePack:
+    """The packaged rule pack."""
+    return default_engine().pack
+
+
+@pytest.fixture(scope="session")
+def engine() -> TriageEngine:
+    """The engine of the packaged rule pack (the one ``triage()`` uses)."""
+    return default_engine()
+
+
+@pytest.fixture()
+def pack_copy(tmp_path: Path) -> Path:
+    """A writable copy of the rule pack directory."""
+    target = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, target)
+    return target

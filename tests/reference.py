@@ -1,0 +1,126 @@
+"""An independent reference evaluator of the rule files, for differential tests.
+
+It reads the YAML itself (``yaml.safe_load``), evaluates conditions with exact Fraction
+arithmetic straight from the report, and applies escalation rules by counting findings at
+a level until nothing changes. It shares no code with ``marrow_triage.rules``,
+``conditions``, ``compile``, ``facts``, ``units`` or ``engine``: only the report model is
+used, as input. Kept small on purpose, so that it can be read and trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from marrow_triage.models import SymptomReport
+
+LEVELS = ("self_care", "soon", "urgent", "emergency")
+
+# Report field each fact name is read from (all the same name except the temperature).
+FACT_SOURCE = {"temperature_c": "temperature"}
+
+
+def exact(number: float | int) -> Fraction:
+    """The decimal a number was written as, exactly."""
+    if isinstance(number, bool):
+        raise TypeError("a boolean is not a number")
+    return Fraction(Decimal(repr(number))) if isinstance(number, float) else Fraction(number)
+
+
+def report_facts(report: SymptomReport) -> dict[str, Any]:
+    """Fact name -> exact value; unanswered fields are absent."""
+    data = report.model_dump(mode="json", exclude_none=True)
+    facts: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "temperature":
+            reading = exact(value["value"])
+            facts["temperature_c"] = (
+                reading if value["unit"] == "C" else (reading - 32) * Fraction(5, 9)
+            )
+        elif isinstance(value, bool | str):
+            facts[name] = value
+        else:
+            facts[name] = exact(value)
+    return facts
+
+
+def _same(a: object, b: object) -> bool:
+    # True == 1 in Python; a flag must never equal a number here.
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def holds(condition: dict[str, Any], facts: dict[str, Any]) -> bool:
+    """Every entry of the mapping holds."""
+    for key, tests in condition.items():
+        if key == "all":
+            if not all(holds(part, facts) for part in tests):
+                return False
+        elif key == "any":
+            if not any(holds(part, facts) for part in tests):
+                return False
+        elif not all(_test(facts.get(key), op, arg) for op, arg in tests.items()):
+            return False
+    return True
+
+
+def _test(value: Any, op: str, arg: Any) -> bool:
+    if op == "missing":
+        return (value is None) == arg
+    if value is None:
+        return False
+    if op == "at_least":
+        return bool(value >= exact(arg))
+    if op == "below":
+        return bool(value < exact(arg))
+    if op == "is":
+        return _same(value, arg)
+    if op == "one_of":
+        return any(_same(value, a) for a in arg)
+    raise ValueError(f"unknown test {op!r}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: str
+    rules: frozenset[str]
+    questions: frozenset[str]
+
+
+class ReferencePack:
+    """The rules and questions of a rule directory, read with ``yaml.safe_load``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.rules: list[dict[str, Any]] = []
+        self.questions: list[dict[str, Any]] = []
+        for path in sorted(directory.glob("*.yaml")):
+            if path.name == "pack.yaml":
+                continue
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            self.rules.extend(data.get("rules", []))
+            self.questions.extend(data.get("questions", []))
+
+    def evaluate(self, report: SymptomReport) -> Verdict:
+        facts = report_facts(report)
+        fired = {r["id"]: r["level"] for r in self.rules
+                 if "when" in r and holds(r["when"], facts)}
+        while True:  # escalations, until nothing new fires
+            added = False
+            for rule in self.rules:
+                trigger = rule.get("when_findings")
+                if trigger is None or rule["id"] in fired:
+                    continue
+                count = sum(1 for level in fired.values() if level == trigger["level"])
+                if count >= trigger["at_least"]:
+                    fired[rule["id"]] = rule["level"]
+                    added = True
+            if not added:
+                break
+        level = max(fired.values(), key=LEVELS.index, default="self_care")
+        questions = {q["id"] for q in self.questions
+                     if q["field"] not in facts and holds(q.get("when") or {}, facts)}
+        return Verdict(level, frozenset(fired), frozenset(questions))
