@@ -381,6 +381,9 @@ def _report_problem(error: Mapping[str, Any]) -> ResponseProblem:
     link_id = str(loc[0]) if loc else None
     inner = ".".join(str(part) for part in loc[1:])
     message = _message(error)
+    given = error.get("input")
+    if isinstance(given, int | float | str | bool):
+        message = f"{message} (answered {given!r})"
     return ResponseProblem(link_id, f"{inner}: {message}" if inner else message)
 
 
