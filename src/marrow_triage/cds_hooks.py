@@ -185,7 +185,7 @@ class CdsClients:
         for issuer, spec in clients.items():
             try:
                 keys = _load_key_spec(spec)
-            except (ValueError, TypeError, KeyError, OSError, jwt.PyJWKError) as exc:
+            except (ValueError, TypeError, KeyError, OSError, jwt.PyJWTError) as exc:
                 raise ValueError(f"CDS client {issuer!r}: unusable key: {exc}") from exc
             if not keys:
                 raise ValueError(f"CDS client {issuer!r}: no keys")
