@@ -21,6 +21,7 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.riskassessment import RiskAssessment
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from marrow_triage import SymptomReport, Temperature, TemperatureUnit, Urgency, triage
 from marrow_triage.audit import library_version
@@ -495,3 +496,81 @@ def test_docs_example_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     assert QUESTIONNAIRE_URL in out
     assert "urgent" in out.splitlines()
     assert "back_or_abdominal_pain ->" in out
+
+
+# -- any input: a report or a QuestionnaireResponseError, nothing else ------------------
+
+_KEYS = ("linkId", "answer", "item", "valueDecimal", "valueInteger", "valueBoolean",
+         "valueCoding", "valueQuantity", "valueString", "value", "code", "system", "unit",
+         "comparator", "status", "questionnaire", "resourceType")
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
+    | st.sampled_from([10**400, -(10**400), 2**63, 1e308, float("inf")])
+    | st.sampled_from(["Cel", "[degF]", "none", "unusual", "chills", "hours_since_procedure"])
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _mutate(data: Any, draw: st.DrawFn) -> Any:
+    """``data`` with one place replaced by arbitrary JSON, or one key deleted."""
+    descend = draw(st.integers(0, 5)) > 0  # mostly deep, so that answers are hit
+    if isinstance(data, dict) and data and descend:
+        key = draw(st.sampled_from(sorted(data)))
+        copied = dict(data)
+        if draw(st.integers(0, 5)) == 0:
+            del copied[key]
+        else:
+            copied[key] = _mutate(data[key], draw)
+        return copied
+    if isinstance(data, list) and data and descend:
+        index = draw(st.integers(0, len(data) - 1))
+        copied_list = list(data)
+        copied_list[index] = _mutate(data[index], draw)
+        return copied_list
+    return draw(_JSON)
+
+
+@st.composite
+def _mutated_responses(draw: st.DrawFn) -> Any:
+    qr = to_questionnaire_response(draw(reports()))
+    for _ in range(draw(st.integers(1, 3))):
+        qr = _mutate(qr, draw)
+    return qr
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated_responses())
+def test_any_input_gives_a_report_or_a_clear_error(qr: Any) -> None:
+    try:
+        report = from_questionnaire_response(qr)
+    except QuestionnaireResponseError as error:
+        assert error.problems
+        assert all(p.message for p in error.problems)
+    else:
+        assert isinstance(report, SymptomReport)
+        assert from_questionnaire_response(to_questionnaire_response(report)) == report
+
+
+@pytest.mark.parametrize("number", [10**400, -(10**400), 2**63, 1e308, float("inf"),
+                                    float("nan"), -0.0], ids=lambda v: repr(v)[:12])
+@pytest.mark.parametrize("link_id", ["hours_since_procedure", "temperature", "site_pain"])
+def test_extreme_numbers_give_a_clear_error(link_id: str, number: float) -> None:
+    qr = _qr()
+    answer: dict[str, Any] = {
+        "hours_since_procedure": {"valueDecimal": number},
+        "temperature": {"valueQuantity": {"value": number, "system": "http://unitsofmeasure.org",
+                                          "code": "Cel"}},
+        "site_pain": {"valueInteger": number},
+    }[link_id]
+    if link_id == "hours_since_procedure":
+        qr["item"][0]["answer"] = [answer]
+    else:
+        qr["item"].append({"linkId": link_id, "answer": [answer]})
+    if number == 0 and link_id == "hours_since_procedure":  # -0.0 hours: 0, valid
+        assert from_questionnaire_response(qr).hours_since_procedure == 0
+        return
+    problems = _problems(qr)
+    assert [p[0] for p in problems] == [link_id]

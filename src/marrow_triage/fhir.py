@@ -266,8 +266,9 @@ def _link_id_at(raw: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
         items = raw.get("item")
         if isinstance(items, list) and 0 <= loc[1] < len(items):
             item = items[loc[1]]
-            if isinstance(item, Mapping) and isinstance(item.get("linkId"), str):
-                return str(item["linkId"])
+            link_id = item.get("linkId") if isinstance(item, Mapping) else None
+            if isinstance(link_id, str) and link_id.strip():
+                return link_id
     return None
 
 
@@ -316,6 +317,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
+def _float(value: int | float | Decimal, name: str) -> tuple[float | None, str | None]:
+    try:
+        return float(value), None
+    except OverflowError:
+        return None, f"{name} is far out of range (got a number of {len(str(value))} digits)"
+
+
 def _read_answer(spec: _Item, answer: Mapping[str, Any]) -> tuple[Any, str | None]:
     """The report value of one answer, or a message saying what is wrong with it."""
     expected = _ANSWER_KEYS[spec.type]
@@ -327,7 +335,7 @@ def _read_answer(spec: _Item, answer: Mapping[str, Any]) -> tuple[Any, str | Non
     if spec.type == "decimal":
         if not _is_number(value):
             return None, f"valueDecimal must be a number, got {value!r}"
-        return float(value), None
+        return _float(value, "valueDecimal")
     if spec.type == "integer":
         if not isinstance(value, int) or isinstance(value, bool):
             return None, f"valueInteger must be a whole number, got {value!r}"
@@ -373,7 +381,10 @@ def _read_temperature(quantity: Any) -> tuple[Any, str | None]:
     value: Any = quantity.get("value")
     if not _is_number(value):
         return None, f"the temperature value must be a number, got {value!r}"
-    return {"value": float(value), "unit": UCUM_TEMPERATURE_UNITS[code].value}, None
+    number, problem = _float(value, "the temperature value")
+    if problem is not None:
+        return None, problem
+    return {"value": number, "unit": UCUM_TEMPERATURE_UNITS[code].value}, None
 
 
 def _report_problem(error: Mapping[str, Any]) -> ResponseProblem:
