@@ -24,6 +24,7 @@ from .catalogue import render_catalogue
 from .engine import EngineError, TriageEngine
 from .models import SymptomReport, TriageResult, Urgency
 from .rules import RulePack, RulePackError
+from .timeline.cli import timeline_app
 
 __all__ = ["app", "main", "validation_lines"]
 
@@ -48,6 +49,7 @@ rules_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(rules_app, name="rules")
+app.add_typer(timeline_app, name="timeline")
 
 _STYLES = {
     Urgency.EMERGENCY: "bold white on red",
@@ -62,9 +64,14 @@ def validation_lines(exc: ValidationError, prefix: str = "") -> list[str]:
     lines = []
     head = tuple(prefix.split(".")) if prefix else ()
     for error in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in (*head, *error["loc"]))
+        loc = ".".join(_shorten(str(part)) for part in (*head, *error["loc"]))
         lines.append(f"{loc or 'input'}: {error['msg']}")
     return lines
+
+
+def _shorten(name: str, limit: int = 60) -> str:
+    """A field name as shown in an error: a pasted 100 kB key must not flood the terminal."""
+    return name if len(name) <= limit else f"{name[:limit]}… ({len(name)} characters)"
 
 
 def _fail(lines: list[str], code: int = 2) -> NoReturn:
@@ -268,12 +275,12 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
     rules: RulesOption = None,
 ) -> None:
-    """Run the HTTP service (needs the [service] extra).
+    """Run the HTTP service (needs the "service" extra).
 
     /v1 needs the bearer token in MARROW_TRIAGE_API_TOKEN; CDS Hooks clients are read from
     the JSON file named by MARROW_TRIAGE_CDS_CLIENTS.
 
-    Example: MARROW_TRIAGE_API_TOKEN=s3cret marrow-triage serve --port 8000
+    Example: marrow-triage serve --port 8000   (after export MARROW_TRIAGE_API_TOKEN=...)
     """
     try:
         import uvicorn
