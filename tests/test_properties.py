@@ -1,0 +1,419 @@
+"""Properties of triage over generated reports (hypothesis, via marrow_triage.testing).
+
+Monotonicity, °F/°C invariance, totality, determinism (including rule-file order),
+explanation completeness, and agreement with the independent reference evaluator.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from marrow_triage import (
+    RulePack,
+    SymptomReport,
+    Temperature,
+    TriageEngine,
+    TriageResult,
+    Urgency,
+)
+from marrow_triage.models import Bleeding, Bruising, PainTrend, SiteDischarge
+from marrow_triage.testing import report_dicts, reports, reports_at_level, temperatures
+from reference import LEVELS, ReferencePack, exact
+
+ORDERED_ENUMS: dict[str, list[str]] = {
+    # least to most worrying
+    "bleeding": [m.value for m in Bleeding],
+    "site_discharge": [m.value for m in SiteDischarge],
+    "bruising": [m.value for m in Bruising],
+    "pain_trend": [PainTrend.BETTER.value, PainTrend.SAME.value, PainTrend.WORSE.value],
+}
+PAINS = ("site_pain", "back_or_abdominal_pain")
+FLAGS = tuple(
+    name for name, info in SymptomReport.model_fields.items()
+    if info.annotation is not None and "bool" in str(info.annotation)
+)
+
+
+@pytest.fixture(scope="module")
+def reference(rules_dir: Path) -> ReferencePack:
+    return ReferencePack(rules_dir)
+
+
+def celsius_of(reading: Temperature) -> Fraction:
+    value = exact(reading.value)
+    return value if reading.unit.value == "C" else (value - 32) * Fraction(5, 9)
+
+
+def with_(report: SymptomReport, **changes: Any) -> SymptomReport:
+    data = report.model_dump(mode="json")
+    data.update(changes)
+    return SymptomReport.model_validate({k: v for k, v in data.items() if v is not None})
+
+
+def question_ids(pack: RulePack, result: TriageResult) -> set[str]:
+    by_content = {(q.field, q.text): q.id for q in pack.questions}
+    return {by_content[(q.field, q.text)] for q in result.questions}
+
+
+def test_flags_are_found() -> None:
+    assert {"chills", "chest_pain", "low_white_cell_count", "received_sedation"} <= set(FLAGS)
+    assert not set(FLAGS) & {"site_pain", "temperature", "bleeding"}
+
+
+# --- monotonicity ------------------------------------------------------------------
+
+@st.composite
+def worsened_pairs(draw: st.DrawFn) -> tuple[str, SymptomReport, SymptomReport]:
+    """(field, report, the same report with that one field worse or equal)."""
+    report = draw(reports())
+    field = draw(st.sampled_from(["temperature", *PAINS, *ORDERED_ENUMS, *FLAGS]))
+    if field == "temperature":
+        a, b = draw(temperatures()), draw(temperatures())
+        low, high = sorted((a, b), key=celsius_of)
+        pair = (low.model_dump(mode="json"), high.model_dump(mode="json"))
+    elif field in PAINS:
+        low_pain, high_pain = sorted((draw(st.integers(0, 10)), draw(st.integers(0, 10))))
+        pair = (low_pain, high_pain)
+    elif field in ORDERED_ENUMS:
+        order = ORDERED_ENUMS[field]
+        i, j = sorted((draw(st.sampled_from(order)), draw(st.sampled_from(order))),
+                      key=order.index)
+        pair = (i, j)
+    else:  # a flag: not answered or no, then yes
+        pair = (draw(st.sampled_from([None, False])), True)
+    return field, with_(report, **{field: pair[0]}), with_(report, **{field: pair[1]})
+
+
+@settings(max_examples=250)
+@given(worsened_pairs())
+def test_worsening_one_field_never_lowers_the_level(
+    engine: TriageEngine, case: tuple[str, SymptomReport, SymptomReport]
+) -> None:
+    field, better, worse = case
+    before, after = engine.triage(better), engine.triage(worse)
+    assert after.level >= before.level, (field, before.summary, after.summary)
+
+
+@settings(max_examples=60)
+@given(st.sampled_from(list(Urgency)).flatmap(
+    lambda level: st.tuples(st.just(level), reports_at_level(level))))
+def test_adding_a_yes_to_any_report_never_lowers_the_level(
+    engine: TriageEngine, case: tuple[Urgency, SymptomReport]
+) -> None:
+    level, report = case
+    for flag in FLAGS:
+        if getattr(report, flag) is not True:
+            assert engine.triage(with_(report, **{flag: True})).level >= level, flag
+
+
+# --- °F / °C invariance ----------------------------------------------------------------
+
+@settings(max_examples=150)
+@given(reports(), st.integers(600, 900))
+def test_the_same_temperature_in_c_and_f_gives_the_same_triage(
+    engine: TriageEngine, report: SymptomReport, twentieths: int
+) -> None:
+    c = Fraction(twentieths, 20)  # a multiple of 0.05 °C: exact in °F to 2 decimals
+    f = c * Fraction(9, 5) + 32
+    c_text, f_text = (str(Decimal(x.numerator) / Decimal(x.denominator)) for x in (c, f))
+    in_c = engine.triage(with_(report, temperature={"value": float(c_text), "unit": "C"}))
+    in_f = engine.triage(with_(report, temperature={"value": float(f_text), "unit": "F"}))
+    assert in_c.level is in_f.level
+    assert [x.rule_id for x in in_c.findings] == [x.rule_id for x in in_f.findings]
+    assert in_c.questions == in_f.questions
+    assert in_c.advice == in_f.advice
+    for finding in in_f.findings:
+        if "Temperature" in finding.explanation:
+            assert f"{Decimal(f_text).normalize():f} °F" in finding.explanation
+
+
+# --- totality --------------------------------------------------------------------------
+
+def check_result(engine: TriageEngine, result: TriageResult) -> None:
+    levels = [f.level for f in result.findings]
+    assert result.level is max(levels, default=Urgency.SELF_CARE)
+    if result.level > Urgency.SELF_CARE:
+        assert any(f.level is result.level and f.explanation for f in result.findings)
+    assert result.action == result.level.action
+    assert result.summary and "\n" not in result.summary
+    assert result.ruleset.sha256 == engine.pack.sha256
+    assert len(set(result.advice)) == len(result.advice)
+    assert all(f.source.quote for f in result.findings)
+
+
+@settings(max_examples=200)
+@given(st.one_of(reports(), reports(complete=True)))
+def test_every_valid_report_gets_a_consistent_result(
+    engine: TriageEngine, report: SymptomReport
+) -> None:
+    check_result(engine, engine.triage(report))
+
+
+@settings(max_examples=60)
+@given(report_dicts())
+def test_report_dicts_are_valid_json_reports(engine: TriageEngine, data: dict[str, Any]) -> None:
+    text = json.dumps(data, allow_nan=False)
+    assert engine.triage_json(text) == engine.triage(data)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                               max_size=4),
+    max_leaves=12,
+)
+FIELD_NAMES = list(SymptomReport.model_fields)
+ALMOST_REPORTS = st.dictionaries(
+    st.sampled_from([*FIELD_NAMES, "temprature", "site_pian", "unit", "value"]),
+    st.one_of(JSON, st.sampled_from([True, False, 0, 10, 11, -1, 38.3, 60, "C", "F", "none",
+                                     "mild", "unusual", {"value": 38.3, "unit": "C"},
+                                     {"value": 101, "unit": "K"}, float("nan")])),
+    max_size=8,
+)
+
+
+@settings(max_examples=200)
+@given(st.one_of(JSON, ALMOST_REPORTS))
+def test_any_input_gets_a_result_or_a_validation_error(engine: TriageEngine, data: Any) -> None:
+    try:
+        result = engine.triage(data)
+    except ValidationError as exc:
+        assert exc.errors()
+    else:
+        check_result(engine, result)
+    try:
+        text = json.dumps(data)
+    except ValueError:
+        return
+    try:
+        engine.triage_json(text)
+    except ValidationError as exc:
+        assert exc.errors()
+
+
+@settings(max_examples=100)
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+def test_any_text_gets_a_result_or_a_validation_error(engine: TriageEngine,
+                                                      text: str | bytes) -> None:
+    try:
+        check_result(engine, engine.triage_json(text))
+    except ValidationError as exc:
+        assert exc.errors()
+
+
+# --- determinism and rule-file order ----------------------------------------------------
+
+def shuffled_pack(source: Path, target: Path, seed: int) -> None:
+    """Copy a pack with its rules and questions shuffled into differently named files."""
+    rng = random.Random(seed)
+    target.mkdir()
+    sections: dict[str, list[Any]] = {}
+    for path in sorted(source.glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        if path.name == "pack.yaml":
+            (target / "pack.yaml").write_text(text, encoding="utf-8")
+            continue
+        for key, items in (yaml.safe_load(text) or {}).items():
+            sections.setdefault(key, []).extend(items)
+    for key, items in sections.items():
+        rng.shuffle(items)
+        parts = 3 if key == "rules" else 1
+        for i in range(parts):
+            name = f"{rng.randrange(10**6):06d}-{key}-{i}.yaml"
+            chunk = items[i::parts]
+            (target / name).write_text(
+                yaml.safe_dump({key: chunk}, sort_keys=False, allow_unicode=True, width=200),
+                encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def shuffled_engines(rules_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                     ) -> list[TriageEngine]:
+    engines = []
+    for seed in (1, 2):
+        target = tmp_path_factory.mktemp("shuffled") / "pack"
+        shuffled_pack(rules_dir, target, seed)
+        engines.append(TriageEngine.from_path(target))
+    return engines
+
+
+def test_shuffled_pack_is_really_shuffled(rules_dir: Path, tmp_path: Path) -> None:
+    shuffled_pack(rules_dir, tmp_path / "a", 1)
+    names = sorted(p.name for p in (tmp_path / "a").glob("*.yaml"))
+    assert set(names).isdisjoint(p.name for p in rules_dir.glob("*.yaml") if
+                                 p.name != "pack.yaml")
+    first_rules = [yaml.safe_load(p.read_text())["rules"][0]["id"]
+                   for p in (tmp_path / "a").glob("*-rules-*.yaml")]
+    original = [yaml.safe_load(p.read_text()).get("rules", [{}])[0].get("id")
+                for p in rules_dir.glob("*.yaml") if p.name != "pack.yaml"]
+    assert first_rules != original
+
+
+def test_shuffled_packs_have_the_same_sha256(engine: TriageEngine,
+                                             shuffled_engines: list[TriageEngine]) -> None:
+    for other in shuffled_engines:
+        assert other.pack.sha256 == engine.pack.sha256
+        assert other.pack.rules == engine.pack.rules
+
+
+@settings(max_examples=120)
+@given(st.one_of(reports(), st.sampled_from(list(Urgency)).flatmap(reports_at_level)))
+def test_results_are_byte_identical_whatever_the_rule_file_order(
+    engine: TriageEngine, shuffled_engines: list[TriageEngine], report: SymptomReport
+) -> None:
+    expected = engine.triage(report).model_dump_json()
+    assert engine.triage(report).model_dump_json() == expected
+    assert engine.triage(report.model_dump(mode="json")).model_dump_json() == expected
+    for other in shuffled_engines:
+        assert other.triage(report).model_dump_json() == expected
+
+
+# --- explanation completeness -----------------------------------------------------------
+
+def shown(fact: str, report: SymptomReport) -> str:
+    """How a measured value must appear in an explanation (rendered independently)."""
+    if fact == "temperature_c":
+        if report.temperature is None:
+            return "not answered"
+        return (f"{Decimal(repr(report.temperature.value)).normalize():f} "
+                f"°{report.temperature.unit.value}")
+    value = getattr(report, fact)
+    if value is None:
+        return "not answered"
+    if fact == "hours_since_procedure":
+        return f"{Decimal(repr(value)).normalize():f} hours"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value}/10"
+    return str(value.value).replace("_", " ")
+
+
+def condition_tests(condition: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(fact, threshold as written or None) for every test in a rule-file condition."""
+    out: list[tuple[str, Any]] = []
+    for key, value in condition.items():
+        if key in ("all", "any"):
+            for part in value:
+                out.extend(condition_tests(part))
+        else:
+            for op, arg in value.items():
+                out.append((key, arg if op in ("at_least", "below") else None))
+    return out
+
+
+@settings(max_examples=150)
+@given(st.one_of(reports(), st.sampled_from(list(Urgency)).flatmap(reports_at_level)))
+def test_every_explanation_shows_each_measured_value_and_threshold(
+    engine: TriageEngine, reference: ReferencePack, report: SymptomReport
+) -> None:
+    rules = {r["id"]: r for r in reference.rules}
+    result = engine.triage(report)
+    for finding in result.findings:
+        rule = rules[finding.rule_id]
+        if "when_findings" in rule:
+            count = sum(1 for f in result.findings
+                        if f.level.value == rule["when_findings"]["level"])
+            assert f"{count} findings" in finding.explanation
+            assert str(rule["when_findings"]["at_least"]) in finding.explanation
+            assert len(finding.based_on) == count
+            continue
+        for fact, threshold in condition_tests(rule["when"]):
+            assert shown(fact, report) in finding.explanation, (fact, finding.explanation)
+            if threshold is not None:
+                assert str(threshold) in finding.explanation, (threshold, finding.explanation)
+
+
+# --- differential: the engine against the reference evaluator ----------------------------
+
+@settings(max_examples=300)
+@given(st.one_of(reports(), reports(complete=True),
+                 st.sampled_from(list(Urgency)).flatmap(reports_at_level)))
+def test_engine_agrees_with_the_reference_evaluator(
+    engine: TriageEngine, reference: ReferencePack, report: SymptomReport
+) -> None:
+    result = engine.triage(report)
+    verdict = reference.evaluate(report)
+    assert result.level.value == verdict.level
+    assert {f.rule_id for f in result.findings} == verdict.rules
+    assert question_ids(engine.pack, result) == verdict.questions
+
+
+def test_the_reference_reads_the_packaged_rules(engine: TriageEngine, rules_dir: Path,
+                                                 reference: ReferencePack) -> None:
+    assert RulePack.from_path(rules_dir).sha256 == engine.pack.sha256
+    assert {r["id"] for r in reference.rules} == {r.id for r in engine.pack.rules}
+    assert {q["id"] for q in reference.questions} == {q.id for q in engine.pack.questions}
+    assert set(LEVELS) == {u.value for u in Urgency}
+
+
+def test_the_reference_can_disagree(engine: TriageEngine, reference: ReferencePack) -> None:
+    """The differential test is not vacuous: the reference evaluates the rules itself."""
+    report = SymptomReport.model_validate(
+        {"hours_since_procedure": 3, "temperature": {"value": 100.94, "unit": "F"}})
+    assert reference.evaluate(report).rules == {"fever"}
+    fake = ReferencePack.__new__(ReferencePack)
+    fake.rules = [dict(r, level="soon") if r["id"] == "fever" else r for r in reference.rules]
+    fake.questions = reference.questions
+    assert fake.evaluate(report).level != engine.triage(report).level.value
+
+
+# --- the strategies themselves ------------------------------------------------------------
+
+@pytest.mark.parametrize("level", list(Urgency), ids=str)
+def test_reports_at_level_reach_each_level(engine: TriageEngine, reference: ReferencePack,
+                                           level: Urgency) -> None:
+    seen: set[str] = set()
+
+    @settings(max_examples=40, database=None)
+    @given(reports_at_level(level))
+    def check(report: SymptomReport) -> None:
+        result = engine.triage(report)
+        assert result.level is level
+        assert reference.evaluate(report).level == level.value
+        seen.update(f.rule_id for f in result.findings if f.level is level)
+
+    check()
+    assert seen or level is Urgency.SELF_CARE
+
+
+def test_reports_at_level_with_another_engine(engine: TriageEngine, pack_copy: Path) -> None:
+    """With a pack where urgent is reachable only by escalation, the strategy still works."""
+    for path in pack_copy.glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data.get("rules"), list):
+            continue
+        data["rules"] = [r for r in data["rules"]
+                         if r["level"] != "urgent" or "when_findings" in r]
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    other = TriageEngine.from_path(pack_copy)
+    assert {r.id for r in other.pack.rules if r.level is Urgency.URGENT} == {
+        "multiple-amber-findings"}
+
+    @settings(max_examples=20, database=None)
+    @given(reports_at_level(Urgency.URGENT, other))
+    def check(report: SymptomReport) -> None:
+        result = other.triage(report)
+        assert result.level is Urgency.URGENT
+        assert "multiple-amber-findings" in {f.rule_id for f in result.findings}
+
+    check()
+
+
+def test_importing_marrow_triage_does_not_import_hypothesis() -> None:
+    code = ("import sys, marrow_triage; marrow_triage.triage({'hours_since_procedure': 1}); "
+            "sys.exit('hypothesis' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
