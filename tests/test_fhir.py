@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fhir.resources.questionnaireresponse import QuestionnaireResponse as QuestionnaireResponseR5
+from fhir.resources.R4B.codesystem import CodeSystem
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from fhir.resources.R4B.riskassessment import RiskAssessment
@@ -30,6 +32,7 @@ from marrow_triage.fhir import (
     QUESTIONNAIRE_URL,
     URGENCY_SYSTEM,
     QuestionnaireResponseError,
+    code_systems,
     from_questionnaire_response,
     questionnaire,
     to_questionnaire_response,
@@ -152,6 +155,25 @@ def test_item_types_match_report_field_types() -> None:
     assert [e["valueInteger"] for e in _ext(items["site_pain"], MAX_VALUE)] == [10]
 
 
+def test_code_systems_define_every_code_used() -> None:
+    systems = {cs["url"]: cs for cs in code_systems()}
+    for cs in systems.values():
+        CodeSystem.model_validate(cs)
+        assert cs["count"] == len(cs["concept"])
+        assert cs["version"] == questionnaire()["version"]
+    defined = {(url, c["code"]) for url, cs in systems.items() for c in cs["concept"]}
+    used = {
+        (o["valueCoding"]["system"], o["valueCoding"]["code"])
+        for item in questionnaire()["item"] for o in item.get("answerOption", [])
+    }
+    used |= {(URGENCY_SYSTEM, level.value) for level in Urgency}
+    risk = to_risk_assessment(triage({"hours_since_procedure": 3}),
+                              subject_reference="Patient/1", occurrence=WHEN)
+    used.add((risk["code"]["coding"][0]["system"], risk["code"]["coding"][0]["code"]))
+    assert used == defined
+    assert [c["code"] for c in systems[URGENCY_SYSTEM]["concept"]] == [u.value for u in Urgency]
+
+
 # -- the example QuestionnaireResponses -------------------------------------------------
 
 
@@ -214,6 +236,12 @@ def test_generated_reports_round_trip(report: SymptomReport) -> None:
 def test_complete_reports_round_trip(report: SymptomReport) -> None:
     _round_trip(report)
     assert len(to_questionnaire_response(report)["item"]) == len(SymptomReport.model_fields)
+
+
+def test_r5_model_objects_are_read_too() -> None:
+    data = json.loads((ROOT / "examples" / "fhir" / "fever-101F.json").read_text("utf-8"))
+    model = QuestionnaireResponseR5.model_validate(data)
+    assert from_questionnaire_response(model) == from_questionnaire_response(data)
 
 
 # -- errors -----------------------------------------------------------------------------

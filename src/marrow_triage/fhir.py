@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,9 +35,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from .audit import library_version
-from .models import Finding, SymptomReport, TemperatureUnit, TriageResult
+from .models import Finding, SymptomReport, TemperatureUnit, TriageResult, Urgency
 
 try:
+    from fhir.resources.R4B.codesystem import CodeSystem
     from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
     from fhir.resources.R4B.riskassessment import RiskAssessment
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -51,6 +53,7 @@ __all__ = [
     "URGENCY_SYSTEM",
     "QuestionnaireResponseError",
     "ResponseProblem",
+    "code_systems",
     "from_questionnaire_response",
     "questionnaire",
     "to_questionnaire_response",
@@ -157,6 +160,66 @@ def _canonical() -> str:
     return f"{q['url']}|{q['version']}"
 
 
+def code_systems() -> list[dict[str, Any]]:
+    """The FHIR CodeSystems behind the codes this module writes and reads.
+
+    One for the urgency levels (:data:`URGENCY_SYSTEM`), one for the assessment code,
+    and one per choice question (codes = the report's enum values, displays = the
+    Questionnaire's answer texts). Each is validated with fhir.resources.
+    """
+    version = questionnaire()["version"]
+    systems: list[dict[str, Any]] = [
+        _code_system(
+            URGENCY_SYSTEM, "urgency", "Urgency levels of marrow_triage", version,
+            "How soon the patient needs care, ordered self_care < soon < urgent < emergency.",
+            [(u.value, u.label, u.action) for u in Urgency],
+        ),
+        _code_system(
+            ASSESSMENT_SYSTEM, "assessment", "Assessments made by marrow_triage", version,
+            "What a marrow_triage RiskAssessment assesses.",
+            [("bone-marrow-aftercare-urgency",
+              "Urgency of symptoms after a bone marrow aspiration or biopsy",
+              "The urgency level of the symptoms reported at one check-in after a bone "
+              "marrow aspiration or biopsy.")],
+        ),
+    ]
+    for item in questionnaire()["item"]:
+        options = [o["valueCoding"] for o in item.get("answerOption", ())]
+        if options:
+            systems.append(_code_system(
+                options[0]["system"], item["linkId"],
+                f"Answers to the marrow_triage question {item['linkId']}", version,
+                item["text"], [(o["code"], o["display"], o["display"]) for o in options],
+            ))
+    for system in systems:
+        CodeSystem.model_validate(system)
+    return systems
+
+
+def _code_system(
+    url: str, name: str, title: str, version: str, description: str,
+    concepts: Sequence[tuple[str, str, str]],
+) -> dict[str, Any]:
+    return {
+        "resourceType": "CodeSystem",
+        "id": f"marrow-triage-{name.replace('_', '-')}",
+        "url": url,
+        "version": version,
+        "name": "".join(part.capitalize() for part in re.split(r"[-_]", name)),
+        "title": title,
+        "status": "active",
+        "publisher": "marrow_triage",
+        "description": description,
+        "caseSensitive": True,
+        "content": "complete",
+        "count": len(concepts),
+        "concept": [
+            {"code": code, "display": display, "definition": definition}
+            for code, display, definition in concepts
+        ],
+    }
+
+
 # -- QuestionnaireResponse -> SymptomReport --------------------------------------------
 
 
@@ -171,8 +234,10 @@ def from_questionnaire_response(qr: Mapping[str, Any] | QuestionnaireResponse) -
 
     Raises :class:`QuestionnaireResponseError` listing every problem by linkId.
     """
-    if isinstance(qr, QuestionnaireResponse):
-        raw: Any = json.loads(qr.model_dump_json())
+    if isinstance(qr, Mapping):
+        raw: Any = qr
+    elif callable(getattr(qr, "model_dump_json", None)):  # a fhir.resources model (R4B or R5)
+        raw = json.loads(qr.model_dump_json())
     else:
         raw = qr
     if not isinstance(raw, Mapping):
@@ -224,12 +289,11 @@ def from_questionnaire_response(qr: Mapping[str, Any] | QuestionnaireResponse) -
             problems.append(ResponseProblem(link_id, problem))
         else:
             values[link_id] = value
-    if "hours_since_procedure" not in values and not any(
-        p.link_id == "hours_since_procedure" for p in problems
-    ):
-        problems.append(ResponseProblem(
-            "hours_since_procedure", "is required but was not answered"
-        ))
+    for spec in items.values():
+        if spec.required and spec.link_id not in values and not any(
+            p.link_id == spec.link_id for p in problems
+        ):
+            problems.append(ResponseProblem(spec.link_id, "is required but was not answered"))
     if problems:
         raise QuestionnaireResponseError(problems)
     try:
