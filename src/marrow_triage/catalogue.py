@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .conditions import AllOf, AnyOf, Condition, FieldTest
-from .facts import FACT_FIELDS
+from .facts import FACT_FIELDS, HISTORY_FACT_FIELDS
 from .models import Urgency
 from .rules import RulePack, RuleSpec
 from .units import format_number
@@ -73,6 +73,28 @@ def render_catalogue(pack: RulePack) -> str:
             f"section \"{source.section}\": \"{source.quote}\"",
             "",
         ]
+    if pack.timeline_rules:
+        lines += [
+            "## Timeline rules",
+            "",
+            "Tested at each check-in of an episode against the check-in's facts and the "
+            "history facts below (see docs/timeline.md).",
+            "",
+        ]
+    for trule in sorted(pack.timeline_rules, key=lambda r: (-r.level.rank, r.id)):
+        source = pack.source(trule)
+        quote_kind = "quoted" if source.verbatim else "paraphrased"
+        lines += [
+            f"### `{trule.id}`: {trule.title}",
+            "",
+            f"- **Level**: {trule.level.value}",
+            f"- **When**: {condition_in_words(trule.when)}",
+            f"- **Explanation**: {trule.explanation}",
+            *(f"- **Advice**: {a}" for a in trule.advice),
+            f"- **Source** ({quote_kind}): {source.publisher}, *{source.title}*, "
+            f"section \"{source.section}\": \"{source.quote}\"",
+            "",
+        ]
     lines += ["## Questions asked when an answer is missing", ""]
     for q in pack.questions:
         when = f" when {condition_in_words(q.when)}" if q.when is not None else ""
@@ -81,4 +103,9 @@ def render_catalogue(pack: RulePack) -> str:
     for field in FACT_FIELDS.values():
         values = f" ({', '.join(field.values)})" if field.values else ""
         lines.append(f"- `{field.name}`: {field.kind}{values}. {field.description}")
+    if pack.timeline_rules:
+        lines += ["", "## History facts timeline rules can test", ""]
+        for field in HISTORY_FACT_FIELDS.values():
+            values = f" ({', '.join(field.values)})" if field.values else ""
+            lines.append(f"- `{field.name}`: {field.kind}{values}. {field.description}")
     return "\n".join(lines) + "\n"

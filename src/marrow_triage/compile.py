@@ -26,7 +26,14 @@ from .facts import FactValue
 from .models import Urgency
 from .rules import RulePack
 
-__all__ = ["CATCH_ALL", "CompiledRuleset", "compile_pack", "engine_fact", "engine_number"]
+__all__ = [
+    "CATCH_ALL",
+    "CompiledRuleset",
+    "compile_pack",
+    "compile_timeline",
+    "engine_fact",
+    "engine_number",
+]
 
 SCALE = 10**6
 CATCH_ALL = "catch-all"
@@ -89,6 +96,28 @@ def compile_pack(pack: RulePack) -> CompiledRuleset:
         rules[QUESTION_PREFIX + question.id] = {"all": [{"m": {"$and": tests}}]}
     rules[CATCH_ALL] = {"all": [{"m": {"$ex": {"t": 1}}}]}
     name = f"marrow_triage_{pack.sha256[:16]}"
+    return CompiledRuleset(name=name, rules=dict(sorted(rules.items())))
+
+
+def compile_timeline(pack: RulePack) -> CompiledRuleset:
+    """Compile the pack's timeline rules, plus its escalation rules and the catch-all.
+
+    The timeline fact (tag ``report``) holds the current check-in's facts and the history
+    facts; escalations count the findings of the report and the timeline together.
+    """
+    rules: dict[str, Any] = {}
+    for rule in pack.timeline_rules:
+        pattern = {"$and": [{"t": "report"}, _condition(rule.when)]}
+        rules[RULE_PREFIX + rule.id] = {"all": [{"m": pattern}]}
+    for escalation in pack.rules:
+        if escalation.when_findings is not None:
+            rules[RULE_PREFIX + escalation.id] = {"all": [{"m": {"$and": [
+                {"t": "findings"},
+                {"$gte": {count_field(escalation.when_findings.level):
+                          escalation.when_findings.at_least}},
+            ]}}]}
+    rules[CATCH_ALL] = {"all": [{"m": {"$ex": {"t": 1}}}]}
+    name = f"marrow_timeline_{pack.sha256[:16]}"
     return CompiledRuleset(name=name, rules=dict(sorted(rules.items())))
 
 

@@ -85,8 +85,9 @@ def suggest(name: str, known: Iterator[str] | list[str] | tuple[str, ...]) -> st
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def parse_condition(data: object, path: str = "when") -> Condition:
-    """Parse and type-check a condition from rule-file data."""
+def parse_condition(data: object, path: str = "when",
+                    fields: Mapping[str, FactField] = FACT_FIELDS) -> Condition:
+    """Parse and type-check a condition from rule-file data against the ``fields`` schema."""
     if not isinstance(data, Mapping) or not data:
         raise ConditionError(path, "expected a non-empty mapping of fact names to tests")
     parts: list[Condition] = []
@@ -95,15 +96,16 @@ def parse_condition(data: object, path: str = "when") -> Condition:
         if key in ("all", "any"):
             if not isinstance(value, list) or not value:
                 raise ConditionError(where, "expected a non-empty list of conditions")
-            inner = tuple(parse_condition(item, f"{where}[{i}]") for i, item in enumerate(value))
+            inner = tuple(parse_condition(item, f"{where}[{i}]", fields)
+                          for i, item in enumerate(value))
             parts.append(AllOf(inner) if key == "all" else AnyOf(inner))
             continue
-        if not isinstance(key, str) or key not in FACT_FIELDS:
+        if not isinstance(key, str) or key not in fields:
             raise ConditionError(
-                where, f"unknown fact {key!r}{suggest(str(key), tuple(FACT_FIELDS))}; "
+                where, f"unknown fact {key!r}{suggest(str(key), tuple(fields))}; "
                 "known facts are listed in docs/rules.md"
             )
-        parts.extend(_parse_tests(FACT_FIELDS[key], value, where))
+        parts.extend(_parse_tests(fields[key], value, where))
     return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
 

@@ -42,7 +42,7 @@ from .facts import report_facts
 from .models import SymptomReport, TriageResult, Urgency
 from .rules import RulePack
 
-__all__ = ["EngineError", "Fired", "TriageEngine"]
+__all__ = ["EngineError", "EvaluatorPool", "Fired", "TriageEngine"]
 
 ReportInput = SymptomReport | Mapping[str, Any]
 
@@ -75,11 +75,11 @@ class _QuietHost(Host):  # type: ignore[misc]
 class _Evaluator:
     """One host plus the state of the evaluation in progress on it."""
 
-    def __init__(self, compiled: CompiledRuleset, pack: RulePack) -> None:
+    def __init__(self, compiled: CompiledRuleset, levels: Mapping[str, Urgency]) -> None:
         self._name = compiled.name
         self._sids = itertools.count()
         self._fired = Fired()
-        self._levels = {rule.id: rule.level for rule in pack.rules}
+        self._levels = levels
         self._host = _QuietHost(compiled.definitions(self._action))
         # durable_rules never frees a ruleset's C state (~0.5 MB): free it when this
         # evaluator is dropped, unless an evaluation failed midway or we are in a forked
@@ -98,7 +98,13 @@ class _Evaluator:
         question_id = key.removeprefix(QUESTION_PREFIX)
         return lambda _closure: self._fired.questions.setdefault(question_id)
 
-    def evaluate(self, fact: dict[str, Any]) -> Fired:
+    def evaluate(self, fact: dict[str, Any],
+                 base_counts: Mapping[Urgency, int] | None = None) -> Fired:
+        """Assert ``fact``, run escalations, delete the session.
+
+        ``base_counts`` are findings (per level) found elsewhere that escalation rules
+        count as well as this evaluation's own.
+        """
         sid = str(next(self._sids))
         self._fired = fired = Fired()
         self._clean[0] = False
@@ -111,7 +117,8 @@ class _Evaluator:
                 if len(fired.rules) == seen:
                     break
                 seen = len(fired.rules)
-                counts = {count_field(level): 0 for level in Urgency}
+                counts = {count_field(level): (base_counts or {}).get(level, 0)
+                          for level in Urgency}
                 for rule_id in fired.rules:
                     counts[count_field(self._levels[rule_id])] += 1
                 summary = {"t": "findings", "sid": sid, "id": f"f{layer}", **counts}
@@ -131,6 +138,50 @@ def _release_ruleset(handle: int, pid: int, clean: list[bool]) -> None:
         durable_rules_engine.delete_ruleset(handle)
 
 
+class EvaluatorPool:
+    """Hosts of one compiled ruleset; each is checked out by one evaluation at a time.
+
+    Safe to share between threads and across ``fork`` (a child builds its own hosts).
+    """
+
+    def __init__(self, compiled: CompiledRuleset, levels: Mapping[str, Urgency]) -> None:
+        self._compiled = compiled
+        self._levels = dict(levels)
+        self._lock = threading.Lock()
+        self._pool: queue.SimpleQueue[_Evaluator] = queue.SimpleQueue()
+        self._pid = os.getpid()
+        self._pool.put(_Evaluator(compiled, self._levels))
+
+    def checkout(self) -> _Evaluator:
+        """A host for this thread alone; hand it back with :meth:`give_back`."""
+        if os.getpid() != self._pid:
+            # A forked child must not reuse hosts whose C state a parent thread may have
+            # been changing at the moment of the fork.
+            with self._lock:
+                if os.getpid() != self._pid:
+                    self._pool = queue.SimpleQueue()
+                    self._pid = os.getpid()
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            return _Evaluator(self._compiled, self._levels)
+
+    def give_back(self, evaluator: _Evaluator) -> None:
+        """Return a host after an evaluation that completed normally."""
+        self._pool.put(evaluator)
+
+    def evaluate(self, fact: dict[str, Any],
+                 base_counts: Mapping[Urgency, int] | None = None) -> Fired:
+        """Evaluate one fact in a fresh session; a failed host is dropped, not reused."""
+        evaluator = self.checkout()
+        try:
+            fired = evaluator.evaluate(fact, base_counts)
+        except Exception as exc:
+            raise EngineError(f"rule engine failed: {exc}") from exc
+        self.give_back(evaluator)
+        return fired
+
+
 class TriageEngine:
     """Triage symptom reports with one rule pack.
 
@@ -145,10 +196,7 @@ class TriageEngine:
     def __init__(self, pack: RulePack) -> None:
         self.pack = pack
         self._compiled = compile_pack(pack)
-        self._pool_lock = threading.Lock()
-        self._pool: queue.SimpleQueue[_Evaluator] = queue.SimpleQueue()
-        self._pid = os.getpid()
-        self._pool.put(_Evaluator(self._compiled, pack))
+        self._hosts = EvaluatorPool(self._compiled, {rule.id: rule.level for rule in pack.rules})
 
     @classmethod
     def from_path(cls, path: str | Path) -> TriageEngine:
@@ -173,7 +221,7 @@ class TriageEngine:
             raise
         except Exception as exc:  # the host may be in an unknown state: drop it
             raise EngineError(f"rule engine failed: {exc}") from exc
-        self._pool.put(evaluator)
+        self._hosts.give_back(evaluator)
         return result
 
     def triage_json(self, data: str | bytes) -> TriageResult:
@@ -192,7 +240,7 @@ class TriageEngine:
             results = [self._run(evaluator, r) for r in validated]
         except Exception as exc:
             raise EngineError(f"rule engine failed: {exc}") from exc
-        self._pool.put(evaluator)
+        self._hosts.give_back(evaluator)
         return results
 
     async def triage_async(self, report: ReportInput) -> TriageResult:
@@ -206,17 +254,7 @@ class TriageEngine:
         return build_result(self.pack, report, facts, fired.rules, fired.questions)
 
     def _checkout(self) -> _Evaluator:
-        if os.getpid() != self._pid:
-            # A forked child must not reuse hosts whose C state a parent thread may have
-            # been changing at the moment of the fork.
-            with self._pool_lock:
-                if os.getpid() != self._pid:
-                    self._pool = queue.SimpleQueue()
-                    self._pid = os.getpid()
-        try:
-            return self._pool.get_nowait()
-        except queue.Empty:
-            return _Evaluator(self._compiled, self.pack)
+        return self._hosts.checkout()
 
 
 def _as_report(report: ReportInput) -> SymptomReport:

@@ -17,7 +17,14 @@ from typing import Literal
 from .models import Bleeding, Bruising, PainTrend, SiteDischarge, SymptomReport
 from .units import celsius, decimal_of
 
-__all__ = ["FACT_FIELDS", "FactField", "FactValue", "report_facts"]
+__all__ = [
+    "FACT_FIELDS",
+    "HISTORY_FACT_FIELDS",
+    "TIMELINE_FACT_FIELDS",
+    "FactField",
+    "FactValue",
+    "report_facts",
+]
 
 FactKind = Literal["number", "integer", "boolean", "enum"]
 FactValue = Fraction | int | bool | str
@@ -82,6 +89,43 @@ FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
         _flag("received_sedation", "Had conscious sedation."),
     )
 })
+
+
+RAISED_TEMPERATURE_C = Fraction(38)
+"""IDSA's cut-off for a temperature that counts as fever when sustained over an hour."""
+RAISED_RUN_MAX_GAP_HOURS = 4
+"""Readings further apart than this do not show one continuous raised temperature."""
+
+HISTORY_FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
+    f.name: f
+    for f in (
+        FactField("raised_temperature_minutes", "number",
+                  "Minutes from the first reading to this one in the unbroken run of "
+                  "readings at or above 38.0 °C (IDSA) ending at this check-in, with "
+                  "readings at most 4 hours apart; absent unless this reading is "
+                  "at or above 38.0 °C.", minimum=Fraction(0)),
+        FactField("max_earlier_temperature_c", "number",
+                  "Highest temperature (°C) taken at an earlier check-in of the episode.",
+                  minimum=Fraction(30), maximum=Fraction(45)),
+        _enum("worst_earlier_bleeding", Bleeding,
+              "Worst bleeding reported at an earlier check-in of the episode."),
+        FactField("site_pain_rises", "integer",
+                  "How many times in a row site pain has risen, over the check-ins that "
+                  "answered it, ending at this one (0 when it did not rise).",
+                  minimum=Fraction(0)),
+        FactField("neutropenia_risk_in_history", "boolean",
+                  "A low white cell count or recent chemotherapy was reported at this or "
+                  "any earlier check-in of the episode."),
+        FactField("earlier_checkins", "integer",
+                  "Number of earlier check-ins in the episode.", minimum=Fraction(0)),
+    )
+})
+"""History-derived facts that timeline rules may test, computed from stored check-ins."""
+
+TIMELINE_FACT_FIELDS: Mapping[str, FactField] = MappingProxyType(
+    {**FACT_FIELDS, **HISTORY_FACT_FIELDS}
+)
+"""What a timeline rule may test: the current check-in's facts and the history facts."""
 
 
 def report_facts(report: SymptomReport) -> dict[str, FactValue]:

@@ -1,11 +1,11 @@
 """Rule packs: the YAML files in ``rules/``, validated into a :class:`RulePack`.
 
 A pack is a directory with ``pack.yaml`` (name, version, cited documents) and any number
-of other ``*.yaml`` files holding ``rules:`` and ``questions:`` lists. Loading checks
-everything a clinician could get wrong (unknown facts, wrong threshold types, missing
-citations, duplicate ids, escalations that do not escalate) and reports every problem
-with its file, rule id and field. The order of files and of rules within them never
-matters: a pack is identified by the SHA-256 of its canonical content.
+of other ``*.yaml`` files holding ``rules:``, ``questions:`` and ``timeline_rules:``
+lists. Loading checks everything a clinician could get wrong (unknown facts, wrong
+threshold types, missing citations, duplicate ids, escalations that do not escalate) and
+reports every problem with its file, rule id and field. The order of files and of rules
+within them never matters: a pack is identified by the SHA-256 of its canonical content.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from .conditions import (
     suggest,
     thresholds,
 )
-from .facts import FACT_FIELDS
+from .facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
 from .models import Source, Urgency
 from .units import format_number
 
@@ -48,6 +48,7 @@ __all__ = [
     "RuleProblem",
     "RuleSpec",
     "SourceRef",
+    "TimelineRuleSpec",
     "default_rules_path",
     "load_rule_pack",
 ]
@@ -139,6 +140,31 @@ class RuleSpec(_Spec):
         return {"findings": self.when_findings.model_dump(mode="json")}
 
 
+class TimelineRuleSpec(_Spec):
+    """A rule over an episode's history, tested against ``TIMELINE_FACT_FIELDS``.
+
+    Written in a ``timeline_rules:`` section. It sees the current check-in's facts and
+    facts derived from the earlier check-ins of the same episode.
+    """
+
+    id: str = Field(pattern=RULE_ID)
+    title: str = Field(min_length=1, max_length=80)
+    level: Urgency
+    when: Condition
+    explanation: str = Field(min_length=1)
+    advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    source: SourceRef
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _parse_when(cls, value: Any) -> Condition:
+        return parse_condition(value, fields=TIMELINE_FACT_FIELDS)
+
+    def condition_data(self) -> object:
+        """The condition in canonical form."""
+        return condition_to_data(self.when)
+
+
 class QuestionSpec(_Spec):
     """A question asked when ``field`` was not answered and ``when`` (if given) holds."""
 
@@ -178,6 +204,7 @@ class RulePack:
     rules: tuple[RuleSpec, ...]
     questions: tuple[QuestionSpec, ...]
     sha256: str
+    timeline_rules: tuple[TimelineRuleSpec, ...] = ()
 
     @classmethod
     def from_path(cls, path: str | Path) -> RulePack:
@@ -196,7 +223,15 @@ class RulePack:
                 return rule
         raise KeyError(f"no rule {rule_id!r}{suggest(rule_id, [r.id for r in self.rules])}")
 
-    def source(self, rule: RuleSpec) -> Source:
+    def timeline_rule(self, rule_id: str) -> TimelineRuleSpec:
+        """The timeline rule with this id."""
+        for rule in self.timeline_rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(f"no timeline rule {rule_id!r}"
+                       f"{suggest(rule_id, [r.id for r in self.timeline_rules])}")
+
+    def source(self, rule: RuleSpec | TimelineRuleSpec) -> Source:
         """The full citation of a rule."""
         doc = self.documents[rule.source.document]
         return Source(
@@ -225,6 +260,7 @@ def load_rule_pack(path: str | Path) -> RulePack:
     meta: _PackFile | None = None
     rules: dict[str, tuple[str, RuleSpec]] = {}
     questions: dict[str, tuple[str, QuestionSpec]] = {}
+    timeline: dict[str, tuple[str, TimelineRuleSpec]] = {}
     for file in files:
         label = f"{root.name}/{file.name}"
         data = _read_yaml(file, label, problems)
@@ -233,12 +269,15 @@ def load_rule_pack(path: str | Path) -> RulePack:
         if file.name == "pack.yaml":
             meta = _validate(_PackFile, data, label, None, "", problems)
             continue
-        unknown = sorted(set(data) - {"rules", "questions"})
+        sections = ("rules", "questions", "timeline_rules")
+        unknown = sorted(set(data) - set(sections))
         for key in unknown:
             problems.append(RuleProblem(label, None, str(key), "unknown section"
-                                        f"{suggest(str(key), ('rules', 'questions'))}"))
-        for kind, target, model in (("rules", rules, RuleSpec), ("questions", questions,
-                                                                 QuestionSpec)):
+                                        f"{suggest(str(key), sections)}"))
+        kinds: tuple[tuple[str, dict[str, Any], type[_Spec]], ...] = (
+            ("rules", rules, RuleSpec), ("questions", questions, QuestionSpec),
+            ("timeline_rules", timeline, TimelineRuleSpec))
+        for kind, target, model in kinds:
             items = data.get(kind, [])
             if not isinstance(items, list):
                 problems.append(RuleProblem(label, None, kind, "expected a list"))
@@ -254,17 +293,24 @@ def load_rule_pack(path: str | Path) -> RulePack:
                                                 f"{target[spec.id][0]}"))
                     continue
                 target[spec.id] = (label, spec)
+    for rule_id, (label, _) in sorted(timeline.items()):
+        if rule_id in rules:
+            problems.append(RuleProblem(label, rule_id, "id", "duplicate id, also a rule in "
+                                        f"{rules[rule_id][0]}"))
     if meta is not None:
         _check_rules(meta, rules, questions, problems)
+        _check_timeline_rules(meta, timeline, problems)
     if problems or meta is None:
         raise RulePackError(problems)
     ordered_rules = tuple(spec for _, (_, spec) in sorted(rules.items()))
     ordered_questions = tuple(spec for _, (_, spec) in sorted(questions.items()))
+    ordered_timeline = tuple(spec for _, (_, spec) in sorted(timeline.items()))
     documents = dict(sorted(meta.documents.items()))
     return RulePack(
         name=meta.name, version=meta.version, description=meta.description,
         documents=documents, rules=ordered_rules, questions=ordered_questions,
-        sha256=_digest(meta, documents, ordered_rules, ordered_questions),
+        sha256=_digest(meta, documents, ordered_rules, ordered_questions, ordered_timeline),
+        timeline_rules=ordered_timeline,
     )
 
 
@@ -345,6 +391,30 @@ def _check_rules(meta: _PackFile, rules: dict[str, tuple[str, RuleSpec]],
                                         f"{question.field} is missing; do not also test it"))
 
 
+def _check_timeline_rules(meta: _PackFile, rules: dict[str, tuple[str, TimelineRuleSpec]],
+                          problems: list[RuleProblem]) -> None:
+    for rule_id, (label, rule) in sorted(rules.items()):
+        def problem(field: str, message: str, label: str = label, rule_id: str = rule_id) -> None:
+            problems.append(RuleProblem(label, rule_id, field, message))
+
+        if rule.source.document not in meta.documents:
+            problem("source.document", f"unknown document {rule.source.document!r}"
+                    f"{suggest(rule.source.document, tuple(meta.documents))}")
+        if rule.level is Urgency.SELF_CARE:
+            problem("level", "a timeline rule reports a warning sign; self_care adds nothing")
+        placeholders = _placeholders(rule.explanation, problem)
+        allowed = tuple(TIMELINE_FACT_FIELDS)
+        for name in sorted(placeholders - set(allowed)):
+            problem("explanation", f"unknown placeholder {{{name}}}{suggest(name, allowed)}")
+        for name in condition_fields(rule.when):
+            if _reads_value(rule.when, name) and name not in placeholders:
+                problem("explanation", f"must show the measured value: add {{{name}}}")
+        for number in thresholds(rule.when):
+            shown = format_number(number, 6)
+            if shown not in rule.explanation:
+                problem("explanation", f"must state the threshold {shown}")
+
+
 def _reads_value(condition: Condition, field: str) -> bool:
     """True when some test of ``field`` needs its value (not only ``missing``)."""
     if isinstance(condition, FieldTest):
@@ -362,8 +432,9 @@ def _placeholders(template: str, problem: Any) -> set[str]:
 
 
 def _digest(meta: _PackFile, documents: Mapping[str, DocumentSpec], rules: tuple[RuleSpec, ...],
-            questions: tuple[QuestionSpec, ...]) -> str:
-    canonical = {
+            questions: tuple[QuestionSpec, ...],
+            timeline: tuple[TimelineRuleSpec, ...] = ()) -> str:
+    canonical: dict[str, Any] = {
         "name": meta.name,
         "version": meta.version,
         "description": meta.description,
@@ -377,5 +448,10 @@ def _digest(meta: _PackFile, documents: Mapping[str, DocumentSpec], rules: tuple
              "when": None if q.when is None else condition_to_data(q.when)} for q in questions
         ],
     }
+    if timeline:  # packs without timeline rules keep the hash they always had
+        canonical["timeline_rules"] = [
+            {**r.model_dump(mode="json", exclude={"when"}), "condition": r.condition_data()}
+            for r in timeline
+        ]
     text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

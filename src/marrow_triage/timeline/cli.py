@@ -1,0 +1,185 @@
+"""``marrow-triage timeline``: record, show and forget check-ins of a patient episode.
+
+Exit codes: 0 success, 2 invalid input (one line per problem on stderr, no traceback),
+1 for an internal engine or storage failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from ..engine import EngineError
+from ..models import SymptomReport, TriageResult
+from .engine import Timeline, TimelineError, check_episode_id, check_time
+from .history import describe_time
+from .store import SQLiteStore
+
+__all__ = ["timeline_app"]
+
+timeline_app = typer.Typer(
+    help=(
+        "Follow-up check-ins of a patient episode, weighed with their history and stored "
+        "in SQLite.\n\n"
+        "Example: marrow-triage timeline record --episode ep-1 --at 2026-11-25T10:00Z "
+        "report.json"
+    ),
+    no_args_is_help=True,
+)
+
+Episode = Annotated[str, typer.Option("--episode", help="Episode id (letters, digits, ._:@-).")]
+Db = Annotated[Path, typer.Option("--db", help="SQLite file holding the timeline.",
+                                  dir_okay=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+DEFAULT_DB = Path("marrow-timeline.db")
+
+
+def _fail(lines: list[str], code: int = 2) -> NoReturn:
+    for line in lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(code)
+
+
+def _episode(value: str) -> str:
+    try:
+        return check_episode_id(value)
+    except TimelineError as exc:
+        _fail([f"--episode: {exc}"])
+
+
+def _time(value: str, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        _fail([f"{option}: {value!r} is not an ISO 8601 time, e.g. 2026-11-25T10:00:00+00:00"])
+    try:
+        return check_time(parsed, option)
+    except TimelineError as exc:
+        _fail([str(exc)])
+
+
+def _report(source: str) -> SymptomReport:
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as exc:
+        _fail([f"{source}: cannot read: {exc.strerror or exc}"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _fail([f"input: not UTF-8 text (byte {exc.start}: {exc.reason})"])
+    try:
+        return SymptomReport.model_validate_json(text)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = ".".join(str(part) for part in error["loc"])
+            lines.append(f"{loc or 'input'}: {error['msg']}")
+        _fail(lines)
+
+
+def _open(db: Path) -> Timeline:
+    try:
+        return Timeline(SQLiteStore(db))
+    except sqlite3.Error as exc:
+        _fail([f"--db {db}: cannot open: {exc}"])
+
+
+def _result_lines(result: TriageResult) -> list[str]:
+    lines = [f"{result.level.value.upper()}: {result.action}", result.summary]
+    for finding in result.findings:
+        lines.append(f"  - [{finding.level.value}] {finding.rule_id}: {finding.explanation}")
+    return lines
+
+
+@timeline_app.command()
+def record(
+    file: Annotated[str, typer.Argument(help="Report JSON file, or - for standard input.",
+                                        metavar="FILE|-")],
+    episode: Episode,
+    at: Annotated[str, typer.Option("--at", help="When the check-in was taken (ISO 8601, "
+                                                "with a time zone).")],
+    db: Db = DEFAULT_DB,
+    as_json: AsJson = False,
+) -> None:
+    """Record a check-in and print its result, weighed with the episode's history."""
+    episode_id = _episode(episode)
+    when = _time(at, "--at")
+    report = _report(file)
+    timeline = _open(db)
+    try:
+        result = timeline.record(episode_id, report, when)
+    except EngineError as exc:
+        _fail([f"internal error: {exc}"], 1)
+    finally:
+        timeline.store.close()
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        typer.echo("\n".join(_result_lines(result)))
+
+
+@timeline_app.command()
+def show(episode: Episode, db: Db = DEFAULT_DB, as_json: AsJson = False) -> None:
+    """Print the episode's check-ins in time order with the level given at each."""
+    episode_id = _episode(episode)
+    timeline = _open(db)
+    try:
+        checkins = timeline.history(episode_id)
+    finally:
+        timeline.store.close()
+    if as_json:
+        typer.echo(json.dumps([
+            {"at": c.at.isoformat(), "seq": c.seq,
+             "report": c.report.model_dump(mode="json", exclude_none=True),
+             "result": c.result.model_dump(mode="json")} for c in checkins
+        ], indent=2, ensure_ascii=False))
+        return
+    if not checkins:
+        typer.echo(f"No check-ins for episode {episode_id}.")
+        return
+    typer.echo(f"Episode {episode_id}: {len(checkins)} check-in(s)")
+    for checkin in checkins:
+        hours = checkin.report.hours_since_procedure
+        typer.echo(f"{describe_time(checkin.at)}  {checkin.result.level.value:<9}  "
+                   f"{hours:g} h after the procedure")
+        typer.echo(f"    {checkin.result.summary}")
+
+
+@timeline_app.command()
+def forget(episode: Episode, db: Db = DEFAULT_DB) -> None:
+    """Erase every check-in of the episode."""
+    episode_id = _episode(episode)
+    timeline = _open(db)
+    try:
+        count = timeline.forget(episode_id)
+    finally:
+        timeline.store.close()
+    typer.echo(f"Erased {count} check-in(s) of episode {episode_id}.")
+
+
+@timeline_app.command()
+def overdue(
+    every_hours: Annotated[float, typer.Option("--every-hours", min=0.01,
+                                               help="Hours between expected check-ins.")],
+    now: Annotated[str, typer.Option("--now", help="The current time (ISO 8601).")],
+    db: Db = DEFAULT_DB,
+) -> None:
+    """List episodes whose next check-in is overdue."""
+    when = _time(now, "--now")
+    timeline = _open(db)
+    try:
+        late = timeline.overdue(when, every_hours)
+    finally:
+        timeline.store.close()
+    for item in late:
+        typer.echo(f"{item.episode_id}: last check-in {describe_time(item.last_at)}, "
+                   f"due {describe_time(item.due_at)}")
+    if not late:
+        typer.echo("No check-in is overdue.")

@@ -1,0 +1,237 @@
+"""The patient timeline: check-ins over days, correlated by durable_rules, stored durably.
+
+Each :meth:`Timeline.record` call
+
+1. triages the new report on its own with the :class:`~marrow_triage.TriageEngine`;
+2. reads the episode's earlier check-ins from the store and derives the history facts;
+3. asserts the current facts plus the history facts as one fact into a fresh
+   durable_rules session of the compiled timeline rules (the pack's escalation rules
+   count the report's and the timeline's findings together), then deletes the session;
+4. combines both into one :class:`~marrow_triage.TriageResult` (the highest level wins),
+   stores the check-in with that result, committed and synced, and only then returns it.
+
+Nothing about an episode is kept in memory between calls.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from ..compile import compile_timeline, engine_fact
+from ..conditions import condition_fields
+from ..engine import EvaluatorPool, TriageEngine
+from ..explain import render_value
+from ..facts import HISTORY_FACT_FIELDS, FactValue, report_facts
+from ..models import Finding, SymptomReport, TriageResult, Urgency
+from ..rules import RulePack
+from ..units import format_number
+from .history import History, derive
+from .store import CheckIn, Store, to_micros
+
+__all__ = ["Overdue", "Timeline", "TimelineError", "check_episode_id", "check_time"]
+
+EPISODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+class TimelineError(ValueError):
+    """A check-in that cannot be recorded (bad episode id or time)."""
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """An episode whose next check-in was due and has not arrived."""
+
+    episode_id: str
+    last_at: datetime
+    due_at: datetime
+
+
+def check_episode_id(episode_id: object) -> str:
+    """``episode_id`` if it is a valid id, else :class:`TimelineError`."""
+    if not isinstance(episode_id, str) or not EPISODE_ID.fullmatch(episode_id):
+        raise TimelineError(
+            f"episode id {episode_id!r} is not valid: use 1 to 128 letters, digits or "
+            "._:@- starting with a letter or digit")
+    return episode_id
+
+
+def check_time(at: object, name: str = "at") -> datetime:
+    """``at`` if it is a timezone-aware datetime, else :class:`TimelineError`."""
+    if not isinstance(at, datetime):
+        raise TimelineError(f"{name} must be a datetime, not {type(at).__name__}")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise TimelineError(f"{name} {at.isoformat()} has no time zone; give one, e.g. "
+                            "2026-11-25T10:00:00+00:00")
+    return at
+
+
+class Timeline:
+    """Follow-up check-ins of patient episodes, weighed together with their history.
+
+    ``store`` keeps the check-ins (see :class:`~marrow_triage.timeline.SQLiteStore`);
+    ``engine`` triages single reports and supplies the rule pack (the packaged one by
+    default). Episodes whose latest check-in is more than ``expire_after_days`` old are
+    erased by :meth:`expire`, and by :meth:`record` when that episode gets a new check-in.
+    Check-ins may arrive out of order; they are weighed and listed in the order of ``at``.
+    """
+
+    def __init__(self, store: Store, engine: TriageEngine | None = None, *,
+                 expire_after_days: float = 30) -> None:
+        if engine is None:
+            from .. import default_engine
+            engine = default_engine()
+        if not expire_after_days > 0:
+            raise ValueError("expire_after_days must be positive")
+        self.store = store
+        self.engine = engine
+        self.pack: RulePack = engine.pack
+        self.expire_after = timedelta(days=expire_after_days)
+        levels = {r.id: r.level for r in self.pack.timeline_rules}
+        levels.update({r.id: r.level for r in self.pack.rules if r.is_escalation})
+        self._escalations = {r.id for r in self.pack.rules if r.is_escalation}
+        self._hosts = EvaluatorPool(compile_timeline(self.pack), levels)
+
+    def record(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
+               at: datetime) -> TriageResult:
+        """Record a check-in taken at ``at`` and return its result, after storing both."""
+        check_episode_id(episode_id)
+        check_time(at)
+        single = self.engine.triage(report)  # validates the report
+        validated = report if isinstance(report, SymptomReport) else \
+            SymptomReport.model_validate(report)
+        stored = self.store.checkins(episode_id)
+        if stored and stored[-1].at < at - self.expire_after:
+            self.store.forget(episode_id)  # expired: this check-in starts a new episode
+            stored = []
+        earlier = [c for c in stored if c.at <= at]
+        result = self.evaluate(earlier, validated, at, single)
+        self.store.add(episode_id, at, validated, result)
+        return result
+
+    def evaluate(self, earlier: list[CheckIn], report: SymptomReport, at: datetime,
+                 single: TriageResult | None = None) -> TriageResult:
+        """The result of ``report`` at ``at`` given ``earlier`` check-ins; stores nothing."""
+        if single is None:
+            single = self.engine.triage(report)
+        facts: dict[str, FactValue] = dict(report_facts(report))
+        history = derive(earlier, report, at)
+        facts.update(history.facts)
+        base = Counter(f.level for f in single.findings if f.rule_id not in self._escalations)
+        fired = self._hosts.evaluate(engine_fact(facts), base)
+        if set(fired.rules) <= {f.rule_id for f in single.findings}:
+            return single
+        return self._combine(single, report, facts, history, fired.rules)
+
+    def history(self, episode_id: str) -> list[CheckIn]:
+        """The episode's check-ins in time order, each with the result given at the time."""
+        return self.store.checkins(check_episode_id(episode_id))
+
+    def forget(self, episode_id: str) -> int:
+        """Erase the episode everywhere; return how many check-ins were erased."""
+        return self.store.forget(check_episode_id(episode_id))
+
+    def expire(self, now: datetime) -> list[str]:
+        """Erase episodes whose latest check-in is older than the expiry; return their ids."""
+        return self.store.expire(check_time(now, "now") - self.expire_after)
+
+    def overdue(self, now: datetime, every_hours: float) -> list[Overdue]:
+        """Episodes whose latest check-in is more than ``every_hours`` before ``now``.
+
+        Expired episodes (older than the expiry) are not listed.
+        """
+        check_time(now, "now")
+        if not every_hours > 0:
+            raise ValueError("every_hours must be positive")
+        interval = timedelta(hours=every_hours)
+        oldest = to_micros(now - self.expire_after)
+        return [
+            Overdue(episode_id, last_at, last_at + interval)
+            for episode_id, last_at in self.store.latest()
+            if last_at + interval < now and to_micros(last_at) >= oldest
+        ]
+
+    def _combine(self, single: TriageResult, report: SymptomReport,
+                 facts: Mapping[str, FactValue], history: History,
+                 fired: Iterable[str]) -> TriageResult:
+        kept = [f for f in single.findings if f.rule_id not in self._escalations]
+        new = [self._timeline_finding(rule_id, report, facts, history) for rule_id in fired
+               if rule_id not in self._escalations]
+        counted = kept + new
+        escalated = [self._escalation_finding(rule_id, counted) for rule_id in fired
+                     if rule_id in self._escalations]
+        findings = sorted(counted + escalated, key=lambda f: (-f.level.rank, f.rule_id))
+        level = findings[0].level if findings else Urgency.SELF_CARE
+        return single.model_copy(update={
+            "level": level,
+            "action": level.action,
+            "summary": self._summary(level, findings, single),
+            "findings": tuple(findings),
+            "advice": tuple(dict.fromkeys(a for f in findings for a in f.advice)),
+        })
+
+    def _timeline_finding(self, rule_id: str, report: SymptomReport,
+                          facts: Mapping[str, FactValue], history: History) -> Finding:
+        rule = self.pack.timeline_rule(rule_id)
+        explanation = rule.explanation.format_map(_Values(report, facts))
+        used = [e for name in condition_fields(rule.when) for e in history.evidence.get(name, ())]
+        unique = sorted(set(used), key=lambda e: e.at)
+        if unique:
+            explanation += " Earlier check-ins used: " + "; ".join(map(str, unique)) + "."
+        return Finding(rule_id=rule.id, level=rule.level, explanation=explanation,
+                       advice=rule.advice, source=self.pack.source(rule))
+
+    def _escalation_finding(self, rule_id: str, findings: list[Finding]) -> Finding:
+        rule = self.pack.rule(rule_id)
+        assert rule.when_findings is not None
+        counted = sorted((f for f in findings if f.level is rule.when_findings.level),
+                         key=lambda f: f.rule_id)
+        explanation = rule.explanation.format(
+            count=len(counted), findings="; ".join(self._title(f.rule_id) for f in counted))
+        return Finding(rule_id=rule.id, level=rule.level, explanation=explanation,
+                       advice=rule.advice, source=self.pack.source(rule),
+                       based_on=tuple(f.rule_id for f in counted))
+
+    def _title(self, rule_id: str) -> str:
+        try:
+            return self.pack.rule(rule_id).title
+        except KeyError:
+            return self.pack.timeline_rule(rule_id).title
+
+    def _summary(self, level: Urgency, findings: list[Finding], single: TriageResult) -> str:
+        warnings = [self._title(f.rule_id) for f in findings if f.level > Urgency.SELF_CARE]
+        shown = ", ".join(warnings[:3]) + (f" and {len(warnings) - 3} more"
+                                           if len(warnings) > 3 else "")
+        text = f"{level.label}: {shown}. {level.action}"
+        if single.questions:
+            text += f" {len(single.questions)} question(s) still to answer."
+        return text
+
+
+class _Values(dict[str, str]):
+    """Renders the placeholders of a timeline rule's explanation."""
+
+    def __init__(self, report: SymptomReport, facts: Mapping[str, FactValue]) -> None:
+        super().__init__()
+        self._report = report
+        self._facts = facts
+
+    def __missing__(self, name: str) -> str:
+        if name not in HISTORY_FACT_FIELDS:
+            return render_value(name, self._report, self._facts)
+        value = self._facts.get(name)
+        if value is None:
+            return "not known"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, str):
+            return value.replace("_", " ")
+        if name == "max_earlier_temperature_c":
+            return f"{format_number(Fraction(value), 2)} °C"
+        return format_number(Fraction(value), 1)
+
