@@ -8,10 +8,9 @@ is not a temperature.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "AuditRecord",
@@ -55,30 +54,47 @@ class Urgency(enum.StrEnum):
         return self.value.replace("_", " ").capitalize()
 
     def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Urgency):
+        rank = _rank_of(other)
+        if rank is None:
             return NotImplemented
-        return self.rank < other.rank
+        return self.rank < rank
 
     def __le__(self, other: object) -> bool:
-        if not isinstance(other, Urgency):
+        rank = _rank_of(other)
+        if rank is None:
             return NotImplemented
-        return self.rank <= other.rank
+        return self.rank <= rank
 
     def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Urgency):
+        rank = _rank_of(other)
+        if rank is None:
             return NotImplemented
-        return self.rank > other.rank
+        return self.rank > rank
 
     def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Urgency):
+        rank = _rank_of(other)
+        if rank is None:
             return NotImplemented
-        return self.rank >= other.rank
+        return self.rank >= rank
 
     def __hash__(self) -> int:
         return hash(self.value)
 
     def __str__(self) -> str:
         return self.value
+
+
+def _rank_of(other: object) -> int | None:
+    """Rank of an Urgency or of a level name such as ``"urgent"``.
+
+    Without this, ``Urgency.EMERGENCY >= "urgent"`` would fall back to comparing the
+    strings alphabetically and be False. An unknown level name raises ValueError.
+    """
+    if isinstance(other, Urgency):
+        return other.rank
+    if isinstance(other, str):
+        return Urgency(other).rank
+    return None
 
 
 _URGENCY_ORDER = (Urgency.SELF_CARE, Urgency.SOON, Urgency.URGENT, Urgency.EMERGENCY)
@@ -288,7 +304,7 @@ class AuditRecord(_Model):
     """What an app stores to show later why a patient was told what they were told."""
 
     kind: Literal["marrow_triage.audit/1"] = "marrow_triage.audit/1"
-    recorded_at: datetime
+    recorded_at: AwareDatetime
     library_version: str
     ruleset: RulesetInfo
     report: SymptomReport
