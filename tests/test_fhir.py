@@ -602,3 +602,13 @@ def test_extreme_numbers_give_a_clear_error(link_id: str, number: float) -> None
         return
     problems = _problems(qr)
     assert [p[0] for p in problems] == [link_id]
+
+
+def test_module_docstring_example_runs() -> None:
+    import doctest
+
+    import marrow_triage.fhir
+
+    outcome = doctest.testmod(marrow_triage.fhir)
+    assert outcome.attempted >= 3
+    assert outcome.failed == 0

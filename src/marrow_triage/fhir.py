@@ -3,8 +3,8 @@ results as RiskAssessments.
 
 Needs the ``[fhir]`` extra (``pip install 'marrow-triage[fhir]'``). Resources are
 validated with the R4B models of fhir.resources (``fhir.resources.R4B``): fhir.resources
-8 puts R5 at its top level, and R4B is wire-compatible with R4 for the three resources
-used here (Questionnaire, QuestionnaireResponse, RiskAssessment), so what this module
+8 puts R5 at its top level, and R4B is wire-compatible with R4 for the resources
+used here (Questionnaire, QuestionnaireResponse, RiskAssessment, CodeSystem), so what this module
 reads and writes is plain R4 JSON.
 
 >>> from marrow_triage import triage
