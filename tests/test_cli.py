@@ -240,3 +240,13 @@ def test_serve_runs_the_http_service(tmp_path: Path) -> None:
         proc.wait(timeout=30)
         log.close()
     assert "Uvicorn running on http://127.0.0.1" in (tmp_path / "serve.log").read_text()
+
+
+def test_serve_with_a_bad_cds_clients_file_exits_2(tmp_path: Path) -> None:
+    clients = tmp_path / "clients.json"
+    clients.write_text('{"https://ehr.example.org": {"keys": [{"kty": "RSA"}]}}')
+    result = runner.invoke(app, ["serve", "--port", "0"],
+                           env={"MARROW_TRIAGE_CDS_CLIENTS": str(clients)})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("configuration: MARROW_TRIAGE_CDS_CLIENTS=")
+    assert "unusable key" in result.stderr

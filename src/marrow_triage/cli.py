@@ -136,8 +136,8 @@ def check(
 
     Example: echo '{"hours_since_procedure": 20}' | marrow-triage check - --json
     """
-    engine = _engine(rules)
     report = parse_report(_read_input(file))
+    engine = _engine(rules)
     try:
         result = engine.triage(report)
     except EngineError as exc:
@@ -288,6 +288,9 @@ def serve(
         from .service import create_app
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         _fail([f"the service needs the [service] extra: {exc}"])
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        typer.echo(f"warning: listening on {host}, beyond this machine; reports are health "
+                   "data: put TLS in front of the service", err=True)
     engine = _engine(rules)
     try:
         application = create_app(engine)

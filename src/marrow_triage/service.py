@@ -242,7 +242,12 @@ def _cds_clients(cds_keys: CdsClients | Mapping[str, KeySpec] | None) -> CdsClie
     if cds_keys is not None:
         return CdsClients(cds_keys)
     path = os.environ.get(CDS_CLIENTS_ENV)
-    return CdsClients.from_file(Path(path)) if path else None
+    if not path:
+        return None
+    try:
+        return CdsClients.from_file(Path(path))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{CDS_CLIENTS_ENV}={path}: {exc}") from exc
 
 
 def _errors(loc_prefix: tuple[str, ...], exc: ValidationError) -> list[dict[str, Any]]:
