@@ -191,6 +191,7 @@ class CdsClients:
                 raise ValueError(f"CDS client {issuer!r}: no keys")
             self._keys[issuer] = keys
         self._seen: dict[str, float] = {}
+        self._purged = 0.0
         self._lock = threading.Lock()
 
     @classmethod
@@ -249,7 +250,9 @@ class CdsClients:
         if not isinstance(jti, str) or not jti:
             raise CdsAuthError("JWT jti must be a non-empty string")
         with self._lock:
-            self._seen = {k: v for k, v in self._seen.items() if v + LEEWAY_SECONDS >= now}
+            if now - self._purged > LEEWAY_SECONDS:  # forget expired jtis now and then
+                self._seen = {k: v for k, v in self._seen.items() if v + LEEWAY_SECONDS >= now}
+                self._purged = now
             if (issuer + "\0" + jti) in self._seen:
                 raise CdsAuthError("JWT jti was already used")
             self._seen[issuer + "\0" + jti] = exp
