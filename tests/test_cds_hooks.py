@@ -313,3 +313,42 @@ def test_long_summaries_are_cut_below_140(engine: TriageEngine) -> None:
     assert len(card["summary"]) <= MAX_SUMMARY < 140
     assert card["summary"].startswith("Soon:")
     assert card["detail"].count(finding.explanation) == 12
+
+
+HOSTILE_PREFETCH: list[Any] = [
+    "QuestionnaireResponse",
+    [],
+    5,
+    {"resourceType": "Bundle", "entry": 5},
+    {"resourceType": "Bundle", "entry": "abc"},
+    {"resourceType": "Bundle", "entry": [1, None, {"resource": "x"}]},
+    {"resourceType": "Patient", "id": "1"},
+    {"resourceType": "QuestionnaireResponse"},
+    {"resourceType": "QuestionnaireResponse", "status": "completed", "item": 5},
+    {"resourceType": "QuestionnaireResponse", "status": "completed",
+     "item": [{"linkId": "hours_since_procedure", "answer": [{"valueDecimal": 1e308}]}]},
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_PREFETCH, ids=range(len(HOSTILE_PREFETCH)))
+def test_hostile_prefetch_is_a_client_error_or_no_cards(
+    client: httpx.Client, server: LiveServer, value: Any
+) -> None:
+    response = call(client, server, hook_body(prefetch={"questionnaireResponse": value}))
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 200:
+        assert response.json() == {"cards": []}
+    else:
+        assert response.json()["detail"][0]["loc"][:3] == [
+            "body", "prefetch", "questionnaireResponse"]
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[]", b"[" * 3000 + b"]" * 3000, b"\xff",
+                                  b'{"hook": 1, "hookInstance": [], "context": null}'])
+def test_hostile_hook_bodies_are_client_errors(
+    client: httpx.Client, server: LiveServer, body: bytes
+) -> None:
+    headers = {"Authorization": f"Bearer {token(server.url + PATH)}",
+               "Content-Type": "application/json"}
+    response = client.post(PATH, content=body, headers=headers)
+    assert 400 <= response.status_code < 500, response.text

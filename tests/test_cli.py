@@ -250,3 +250,13 @@ def test_serve_with_a_bad_cds_clients_file_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("configuration: MARROW_TRIAGE_CDS_CLIENTS=")
     assert "unusable key" in result.stderr
+
+
+def test_rules_docs_default_output_is_docs_rules_md(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = invoke("rules", "docs")
+    assert code == 0, err
+    assert (tmp_path / "docs" / "rules.md").read_text() == render_catalogue(RulePack.default())
+    assert not list((tmp_path / "docs").glob(".*.tmp"))  # no temporary file left behind

@@ -257,19 +257,31 @@ def _errors(loc_prefix: tuple[str, ...], exc: ValidationError) -> list[dict[str,
     ]
 
 
+def _unreadable(msg: str, *loc: str | int) -> RequestValidationError:
+    return RequestValidationError([{
+        "loc": ["body", "prefetch", PREFETCH_KEY, *loc], "type": "value_error", "msg": msg,
+    }])
+
+
 def _first_questionnaire_response(value: Any) -> dict[str, Any] | None:
-    """The QuestionnaireResponse in a prefetch value: the resource itself or a Bundle."""
+    """The QuestionnaireResponse in a prefetch value: the resource itself, or the first in
+    a search Bundle; ``None`` when the prefetch found none."""
+    if value is None:
+        return None
     if not isinstance(value, dict):
-        return None
-    if value.get("resourceType") == "Bundle":
-        for entry in value.get("entry") or []:
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(resource, dict) and (
-                resource.get("resourceType") == "QuestionnaireResponse"
-            ):
-                return resource
-        return None
-    return value
+        raise _unreadable("expected a QuestionnaireResponse or a Bundle of them")
+    if value.get("resourceType") != "Bundle":
+        return value
+    entries = value.get("entry") or []
+    if not isinstance(entries, list):
+        raise _unreadable("a Bundle's entry must be a list", "entry")
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == (
+            "QuestionnaireResponse"
+        ):
+            return resource
+    return None
 
 
 def create_app(
@@ -403,6 +415,8 @@ def _cds_report(request: CdsRequest) -> SymptomReport | None:
     except ValidationError as exc:
         raise RequestValidationError(
             _errors(("body", "prefetch", PREFETCH_KEY), exc)) from None
+    except (TypeError, KeyError, AttributeError, RecursionError, OverflowError):
+        raise _unreadable("cannot be read as a QuestionnaireResponse") from None
     except ValueError as exc:
         problems = getattr(exc, "problems", None) or [exc]
         raise RequestValidationError([
