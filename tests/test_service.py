@@ -296,3 +296,11 @@ def test_no_report_content_in_logs(
     assert "RuntimeError" in text  # ...and so was the failure, by class only
     for marker in MARKERS:
         assert marker not in text
+
+
+def test_deny_by_default(client: httpx.Client) -> None:
+    assert client.get("/v2/triage").status_code == 401
+    assert client.get("/v2/triage", headers=AUTH).status_code == 404
+    assert client.post("/healthz").status_code == 401  # only GET/HEAD are open
+    assert client.head("/healthz").status_code in (200, 405)
+    assert client.get("/openapi.json").status_code == 200

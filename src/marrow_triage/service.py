@@ -2,9 +2,9 @@
 
 Reports are health data, so:
 
-* ``/v1`` needs ``Authorization: Bearer <token>`` (the token from ``create_app(token=...)``
-  or ``MARROW_TRIAGE_API_TOKEN``); with no token configured it refuses (503), never runs
-  open. ``/healthz`` and the CDS discovery document stay open.
+* Everything but ``/healthz``, the CDS discovery document and the OpenAPI pages needs
+  ``Authorization: Bearer <token>`` (the token from ``create_app(token=...)`` or
+  ``MARROW_TRIAGE_API_TOKEN``); with no token configured it refuses (503), never runs open.
 * ``POST /cds-services/marrow-aftercare-triage`` needs a CDS client JWT (see
   :mod:`marrow_triage.cds_hooks`), verified before the body is read.
 * The body size limit (413) is enforced while reading, whatever ``Content-Length`` says.
@@ -57,6 +57,10 @@ PUBLIC_URL_ENV = "MARROW_TRIAGE_PUBLIC_URL"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_MAX_BATCH = 100
 CDS_PATH = f"/cds-services/{SERVICE_ID}"
+# Everything else needs the bearer token (or, under /cds-services/, a CDS client JWT).
+OPEN_PATHS = frozenset(
+    {"/healthz", "/cds-services", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
 
 _log = logging.getLogger("marrow_triage.service")
 
@@ -189,35 +193,36 @@ class _Gate:
 
     def _authenticate(self, scope: Scope, path: str,
                       headers: Mapping[str, str]) -> JSONResponse | None:
+        """Deny by default: only the OPEN paths need no credentials."""
+        root = scope.get("root_path", "")
+        route = path[len(root):] if root and path.startswith(root) else path
+        if route in OPEN_PATHS and scope["method"] in ("GET", "HEAD"):
+            return None
         auth = headers.get("authorization", "")
         scheme, _, credential = auth.partition(" ")
         bearer = credential.strip() if scheme.lower() == "bearer" else ""
         challenge = {"WWW-Authenticate": "Bearer"}
-        if path == "/v1" or path.startswith("/v1/"):
-            if not self.token:
-                return _problem(503, f"the API token is not configured: set {TOKEN_ENV}")
-            if not bearer:
-                return _problem(401, "missing bearer token", challenge)
-            if not hmac.compare_digest(bearer.encode(), self.token.encode()):
-                return _problem(401, "wrong bearer token", challenge)
-        elif path.startswith("/cds-services/") and scope["method"] == "POST":
+        if route.startswith("/cds-services/"):
             if self.cds is None or not self.cds.issuers:
                 return _problem(
                     503, f"no CDS clients are configured: set {CDS_CLIENTS_ENV}"
                 )
             if not bearer:
                 return _problem(401, "missing CDS client JWT", challenge)
+            audience = (self.public_url + route if self.public_url
+                        else f"{scope.get('scheme', 'http')}://{headers.get('host', '')}{path}")
             try:
-                self.cds.verify(bearer, self._audience(scope, path, headers))
+                self.cds.verify(bearer, audience)
             except CdsAuthError as exc:
                 return _problem(401, str(exc), challenge)
+            return None
+        if not self.token:
+            return _problem(503, f"the API token is not configured: set {TOKEN_ENV}")
+        if not bearer:
+            return _problem(401, "missing bearer token", challenge)
+        if not hmac.compare_digest(bearer.encode(), self.token.encode()):
+            return _problem(401, "wrong bearer token", challenge)
         return None
-
-    def _audience(self, scope: Scope, path: str, headers: Mapping[str, str]) -> str:
-        if self.public_url:
-            return self.public_url + path
-        host = headers.get("host", "")
-        return f"{scope.get('scheme', 'http')}://{host}{path}"
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _problem(413, f"request body larger than {self.max_body_bytes} bytes",
