@@ -9,11 +9,11 @@ used, as input. Kept small on purpose, so that it can be read and trusted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -84,8 +84,9 @@ def _test(value: Any, op: str, arg: Any) -> bool:
     raise ValueError(f"unknown test {op!r}")
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
+    """(level, fired rule ids, question ids): unpacks like a tuple."""
+
     level: str
     rules: frozenset[str]
     questions: frozenset[str]
@@ -104,7 +105,10 @@ class ReferencePack:
             self.rules.extend(data.get("rules", []))
             self.questions.extend(data.get("questions", []))
 
-    def evaluate(self, report: SymptomReport) -> Verdict:
+    def evaluate(self, report: SymptomReport | Mapping[str, Any]) -> Verdict:
+        """Triage a report (or its JSON-form dict) by the rule files alone."""
+        if not isinstance(report, SymptomReport):
+            report = SymptomReport.model_validate(report)
         facts = report_facts(report)
         fired = {r["id"]: r["level"] for r in self.rules
                  if "when" in r and holds(r["when"], facts)}

@@ -213,8 +213,10 @@ EXAMPLES = [
     ex("no pain down the leg", "self_care", (), pain_down_back_of_leg=False),
     ex("redness", "soon", "site-redness", site_redness=True,
        shows={"site-redness": ("reported: yes",)}),
-    ex("swelling", "soon", "site-swelling", site_swelling=True),
-    ex("warmth", "soon", "site-warmth", site_warmth=True),
+    ex("swelling", "soon", "site-swelling", site_swelling=True,
+       shows={"site-swelling": ("reported: yes",)}),
+    ex("warmth", "soon", "site-warmth", site_warmth=True,
+       shows={"site-warmth": ("reported: yes",)}),
     ex("no signs of infection", "self_care", (), site_redness=False, site_swelling=False,
        site_warmth=False, chills=False, feels_feverish=False),
     # --- chills and feeling feverish -------------------------------------------------
@@ -312,6 +314,11 @@ def test_example(example: Example, results: dict[str, TriageResult], pack: RuleP
 def test_every_rule_has_examples_that_fire_it(pack: RulePack) -> None:
     covered = set().union(*(e.rules for e in EXAMPLES))
     assert {r.id for r in pack.rules} <= covered
+
+
+def test_every_rule_has_an_example_checking_its_explanation(pack: RulePack) -> None:
+    checked = set().union(*(e.shows.keys() for e in EXAMPLES))
+    assert {r.id for r in pack.rules} <= checked
 
 
 def test_every_question_is_asked_and_not_asked_in_some_example(pack: RulePack) -> None:
