@@ -25,7 +25,7 @@ demo: $(STAMP_CORE)
 	$(BIN)/marrow-triage check examples/fever-101F.json
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples fuzz
 
 types: $(STAMP_DEV)
 	$(BIN)/mypy
@@ -37,6 +37,10 @@ test: lint types pytest
 
 bench: $(STAMP_DEV)
 	$(BIN)/python benchmarks/run.py
+
+# Coverage-guided fuzzing of the JSON entry point (a 1,500-run version is in the suite).
+fuzz: $(STAMP_DEV)
+	$(BIN)/python fuzz/fuzz_triage_json.py -atheris_runs=50000
 
 docs: $(STAMP_CORE)
 	$(BIN)/marrow-triage rules docs

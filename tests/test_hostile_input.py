@@ -279,3 +279,15 @@ def test_cli_in_process_on_arbitrary_stdin(data: bytes) -> None:
         TriageResult.model_validate_json(result.stdout)
     else:
         _check_rejection(result.exit_code, result.stderr, result.stdout)
+
+
+def test_atheris_fuzz_target_runs_briefly_without_findings() -> None:
+    # The coverage-guided target of fuzz/ (`make fuzz` runs it longer). atheris exits
+    # non-zero, with the crashing input, on any exception other than ValidationError.
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_triage_json.py"
+    proc = subprocess.run([sys.executable, str(target), "-atheris_runs=1500", "-seed=1"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Done 1500" in proc.stderr
