@@ -1,0 +1,232 @@
+"""`make bench`: marrow_triage against the durable_rules floor, a pure-Python reference and
+zen-engine, on one realistic generated mix of reports, measured in one run.
+
+    python benchmarks/run.py [--reports 10000] [--seed 20231107]
+
+Contenders, all on the same reports, one thread, after a warm-up:
+
+1. marrow_triage end to end: ``engine.triage(dict)`` (validation, facts, durable_rules,
+   explanations).
+2. durable_rules floor: the same compiled ruleset (``compile_pack``) in a bare ``Host``
+   subclass with no-op actions; the report fact and one findings fact asserted, then the
+   session deleted. Fact conversion is done before timing: this is durable_rules alone.
+3. Pure-Python reference evaluator (tests/reference.py) on pre-validated reports: rule
+   matching only, what no engine can beat.
+4. zen-engine (GoRules) evaluating the same rule files compiled to a JDM decision graph
+   (benchmarks/zen_compile.py) on the report dicts.
+
+Ratios are what matter; absolute numbers depend on the machine. The last line is
+``overhead_vs_durable_floor=… speedup_vs_zen=… batch_reports_per_s=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from mix import mixed_reports  # noqa: E402
+from zen_compile import compile_jdm, zen_level  # noqa: E402
+
+from marrow_triage import SymptomReport, TriageEngine, Urgency  # noqa: E402
+from marrow_triage.compile import compile_pack, count_field, engine_fact  # noqa: E402
+from marrow_triage.facts import report_facts  # noqa: E402
+
+TARGETS = {"overhead": 1.3, "zen": 3.0, "p50_us": 100.0, "p99_us": 1000.0, "batch": 15000.0,
+           "cold_ms": 300.0}
+
+
+class Timing:
+    def __init__(self, name: str, samples_ns: list[int]) -> None:
+        self.name = name
+        ordered = sorted(samples_ns)
+        self.p50_us = ordered[len(ordered) // 2] / 1000
+        self.p99_us = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1000
+        self.mean_us = statistics.fmean(ordered) / 1000
+        self.per_s = 1e6 / self.mean_us
+
+
+def measure(name: str, call: Callable[[Any], object], items: Sequence[Any]) -> Timing:
+    for item in items[: max(200, len(items) // 10)]:  # warm-up
+        call(item)
+    gc.collect()
+    gc.disable()
+    try:
+        clock = time.perf_counter_ns
+        samples = []
+        for item in items:
+            start = clock()
+            call(item)
+            samples.append(clock() - start)
+    finally:
+        gc.enable()
+    return Timing(name, samples)
+
+
+def durable_floor(engine: TriageEngine, reports: Sequence[SymptomReport]) -> tuple[
+        Callable[[Any], object], list[Any]]:
+    """The bare durable_rules evaluation of each report, with facts prepared in advance."""
+    from durable.engine import Host
+
+    class BareHost(Host):  # type: ignore[misc]
+        def _run(self) -> None:  # no dispatch/timer threads
+            return None
+
+    compiled = compile_pack(engine.pack)
+
+    def noop(_closure: Any) -> None:
+        return None
+
+    host = BareHost(compiled.definitions(lambda _key: noop))
+    name = compiled.name
+    prepared = []
+    for index, report in enumerate(reports):
+        result = engine.triage(report)
+        counts = {count_field(level): 0 for level in Urgency}
+        for finding in result.findings:
+            counts[count_field(finding.level)] += 1
+        sid = str(index)
+        fact = {**engine_fact(report_facts(report)), "t": "report", "sid": sid, "id": "r"}
+        summary = {"t": "findings", "sid": sid, "id": "f0", **counts}
+        prepared.append((sid, fact, summary))
+
+    def run(item: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
+        sid, fact, summary = item
+        host.assert_fact(name, fact)
+        host.assert_fact(name, summary)
+        host.delete_state(name, sid)
+
+    return run, prepared
+
+
+def cold_start(runs: int = 5) -> tuple[float, float]:
+    """Median ms for import + load + compile in a fresh interpreter, and its peak RSS MB.
+
+    Peak RSS is the child's VmHWM: ru_maxrss would carry over the parent's across exec.
+    """
+    script = (
+        "import time; t = time.perf_counter()\n"
+        "from marrow_triage import TriageEngine\n"
+        "e = TriageEngine.default()\n"
+        "ms = (time.perf_counter() - t) * 1000\n"
+        "e.triage({'hours_since_procedure': 5})\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "print(ms, hwm.split()[1])\n"
+    )
+    times, peaks = [], []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True).stdout.split()
+        times.append(float(out[0]))
+        peaks.append(int(out[1]) / 1024)
+    return statistics.median(times), statistics.median(peaks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=20231107)
+    args = parser.parse_args()
+
+    import zen
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from reference import ReferencePack
+
+    print(f"python {platform.python_version()} on {platform.machine()}, "
+          f"{os.cpu_count()} CPUs; {args.reports} reports, seed {args.seed}")
+    engine = TriageEngine.default()
+    dicts = mixed_reports(args.reports, args.seed)
+    validated = [SymptomReport.model_validate(d) for d in dicts]
+    results = [engine.triage(d) for d in dicts]
+    mix = {lv.value: sum(r.level is lv for r in results) for lv in Urgency}
+    print("mix: " + ", ".join(f"{k} {v / len(results):.0%}" for k, v in mix.items()))
+
+    reference = ReferencePack(ROOT / "rules")
+    decision = zen.ZenEngine().create_decision(json.dumps(compile_jdm(engine.pack)))
+
+    # Agreement of each evaluator with marrow_triage on the mix.
+    ref_level = ref_exact = zen_lv = zen_exact = 0
+    for d, report, result in zip(dicts, validated, results, strict=True):
+        ours = {f.rule_id for f in result.findings}
+        ours_q = {q.field for q in result.questions}
+        verdict = reference.evaluate(report)
+        ref_level += verdict.level == result.level.value
+        ref_exact += set(verdict.rules) == ours
+        level, rules, _questions = zen_level(engine.pack, decision.evaluate(d)["result"])
+        zen_lv += level == result.level.value
+        zen_exact += rules == ours
+        del ours_q
+    n = len(dicts)
+    print(f"agreement with marrow_triage: reference level {ref_level / n:.2%}, findings "
+          f"{ref_exact / n:.2%}; zen level {zen_lv / n:.2%}, findings {zen_exact / n:.2%}")
+
+    floor_call, floor_items = durable_floor(engine, validated)
+    timings = [
+        measure("marrow_triage end to end", engine.triage, dicts),
+        measure("durable_rules floor", floor_call, floor_items),
+        measure("reference evaluator (Python)", reference.evaluate, validated),
+        measure("zen-engine (JDM)", decision.evaluate, dicts),
+    ]
+    e2e, floor, _ref, zen_t = timings
+
+    chunk = 1000
+    batches = [dicts[i:i + chunk] for i in range(0, len(dicts), chunk)]
+    engine.triage_many(batches[0])
+    start = time.perf_counter()
+    for batch in batches:
+        engine.triage_many(batch)
+    batch_per_s = len(dicts) / (time.perf_counter() - start)
+    cold_ms, cold_rss = cold_start()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print()
+    print(f"{'evaluator':<32}{'p50 µs':>10}{'p99 µs':>10}{'mean µs':>10}{'reports/s':>12}"
+          f"{'vs e2e':>9}")
+    for t in timings:
+        print(f"{t.name:<32}{t.p50_us:>10.1f}{t.p99_us:>10.1f}{t.mean_us:>10.1f}"
+              f"{t.per_s:>12,.0f}{t.mean_us / e2e.mean_us:>8.2f}x")
+    print(f"{'triage_many (batches of 1000)':<32}{'':>30}{batch_per_s:>12,.0f}")
+    print()
+    overhead = e2e.mean_us / floor.mean_us
+    speedup = zen_t.mean_us / e2e.mean_us
+    checks = [
+        ("overhead vs durable floor", f"{overhead:.2f}x", f"<= {TARGETS['overhead']}x",
+         overhead <= TARGETS["overhead"]),
+        ("speedup vs zen-engine", f"{speedup:.2f}x", f">= {TARGETS['zen']}x",
+         speedup >= TARGETS["zen"]),
+        ("p50 end to end", f"{e2e.p50_us:.0f} µs", f"<= {TARGETS['p50_us']:.0f} µs",
+         e2e.p50_us <= TARGETS["p50_us"]),
+        ("p99 end to end", f"{e2e.p99_us:.0f} µs", f"<= {TARGETS['p99_us']:.0f} µs",
+         e2e.p99_us <= TARGETS["p99_us"]),
+        ("batch throughput", f"{batch_per_s:,.0f}/s", f">= {TARGETS['batch']:,.0f}/s",
+         batch_per_s >= TARGETS["batch"]),
+        ("cold start (import+load+compile)", f"{cold_ms:.0f} ms",
+         f"<= {TARGETS['cold_ms']:.0f} ms", cold_ms <= TARGETS["cold_ms"]),
+        ("peak RSS (this run / cold engine)", f"{peak_mb:.0f} / {cold_rss:.0f} MB", "-", True),
+    ]
+    for label, value, target, ok in checks:
+        mark = "ok" if ok else "MISSED" if target != "-" else ""
+        print(f"{label:<36}{value:>16}  target {target:<12} {mark}")
+    print(f"overhead_vs_durable_floor={overhead:.2f} speedup_vs_zen={speedup:.2f} "
+          f"batch_reports_per_s={batch_per_s:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
