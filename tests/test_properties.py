@@ -417,3 +417,30 @@ def test_importing_marrow_triage_does_not_import_hypothesis() -> None:
     code = ("import sys, marrow_triage; marrow_triage.triage({'hours_since_procedure': 1}); "
             "sys.exit('hypothesis' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_complete_reports_answer_every_field() -> None:
+    @settings(max_examples=30, database=None)
+    @given(reports(complete=True))
+    def check(report: SymptomReport) -> None:
+        assert all(getattr(report, name) is not None for name in SymptomReport.model_fields)
+
+    check()
+
+
+@pytest.mark.parametrize(("value", "unit"), [(38.3, "C"), (38.29, "C"), (100.94, "F"),
+                                             (100.93, "F"), (38.0, "C"), (100.4, "F")])
+def test_generated_temperatures_reach_the_thresholds_exactly(value: float, unit: str) -> None:
+    from hypothesis import find
+
+    found = find(temperatures(), lambda t: t.value == value and t.unit.value == unit,
+                 settings=settings(max_examples=5000, database=None))
+    assert found.value == value
+
+
+def test_generated_reports_leave_fields_out() -> None:
+    from hypothesis import find
+
+    found = find(reports(), lambda r: r.temperature is None and r.chills is True,
+                 settings=settings(max_examples=2000, database=None))
+    assert found.temperature is None
