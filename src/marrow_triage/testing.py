@@ -87,10 +87,6 @@ def _fahrenheit(celsius: Fraction) -> Fraction:
     return celsius * Fraction(9, 5) + 32
 
 
-def _celsius(fahrenheit: Fraction) -> Fraction:
-    return (fahrenheit - 32) * Fraction(5, 9)
-
-
 def _is_decimal(value: Fraction, places: int = 6) -> bool:
     return bool((value * 10**places).denominator == 1)
 
