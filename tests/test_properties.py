@@ -77,7 +77,16 @@ def test_flags_are_found() -> None:
 
 @st.composite
 def worsened_pairs(draw: st.DrawFn) -> tuple[str, SymptomReport, SymptomReport]:
-    """(field, report, the same report with that one field worse or equal)."""
+    """(field, report, the same report with that one field worse or equal).
+
+    "Worse" is: a higher exact Celsius temperature (in either unit); a higher pain score;
+    a later value in each enum's order (bleeding none < spots < stops with pressure <
+    soaks < does not stop; discharge none < clear < unusual; bruising none < mild <
+    large; pain better < same < worse); a flag going from unanswered or "no" to "yes"
+    (a symptom or a risk factor). Not compared: hours since the procedure (not a severity
+    scale: sedation and the 72-hour rule depend on it both ways), and answering a field
+    that was unanswered (a measured temperature rightly replaces "temperature not taken").
+    """
     report = draw(reports())
     field = draw(st.sampled_from(["temperature", *PAINS, *ORDERED_ENUMS, *FLAGS]))
     if field == "temperature":
