@@ -15,7 +15,6 @@ comparison on the exact value: ``floor(x·10⁶) ≥ t·10⁶ ⇔ x ≥ t`` when
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -45,7 +44,10 @@ Action = Callable[[Any], None]
 
 def engine_number(value: Fraction | int) -> int:
     """A number as the engine sees it: whole millionths, rounded down."""
-    return math.floor(Fraction(value) * SCALE)
+    if isinstance(value, int):
+        return value * SCALE
+    # Integer floor division is exactly floor(value * SCALE): denominators are positive.
+    return (value.numerator * SCALE) // value.denominator
 
 
 def engine_fact(facts: Mapping[str, FactValue]) -> dict[str, int | bool | str]:

@@ -81,6 +81,8 @@ class _Evaluator:
         self._sids = itertools.count()
         self._fired = Fired()
         self._levels = levels
+        self._count_keys = {level: count_field(level) for level in Urgency}
+        self._rule_count_key = {rule_id: count_field(level) for rule_id, level in levels.items()}
         self._host = _QuietHost(compiled.definitions(self._action))
         self._handle = self._host.get_ruleset(self._name)._handle
         self._runs = {key: self._action(key) for key in compiled.rules}
@@ -120,10 +122,10 @@ class _Evaluator:
                 if len(fired.rules) == seen:
                     break
                 seen = len(fired.rules)
-                counts = {count_field(level): (base_counts or {}).get(level, 0)
-                          for level in Urgency}
+                counts = {key: (base_counts or {}).get(level, 0)
+                          for level, key in self._count_keys.items()}
                 for rule_id in fired.rules:
-                    counts[count_field(self._levels[rule_id])] += 1
+                    counts[self._rule_count_key[rule_id]] += 1
                 summary = {"t": "findings", "sid": sid, "id": f"f{layer}", **counts}
                 self._assert(summary)
         finally:
