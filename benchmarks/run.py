@@ -10,6 +10,8 @@ Contenders, all on the same reports, one thread, after a warm-up:
 2. durable_rules floor: the same compiled ruleset (``compile_pack``) in a bare ``Host``
    subclass with no-op actions; the report fact and one findings fact asserted, then the
    session deleted. Fact conversion is done before timing: this is durable_rules alone.
+   Also shown: the C floor, the same calls made straight into durable_rules' C engine (as
+   marrow_triage's engine does), without Host's per-action Python layer.
 3. Pure-Python reference evaluator (tests/reference.py) on pre-validated reports: rule
    matching only, what no engine can beat.
 4. zen-engine (GoRules) evaluating the same rule files compiled to a JDM decision graph
@@ -113,6 +115,37 @@ def durable_floor(engine: TriageEngine, reports: Sequence[SymptomReport]) -> tup
     return run, prepared
 
 
+def durable_c_floor(engine: TriageEngine, prepared: list[Any]) -> Callable[[Any], object]:
+    """The same, calling durable_rules' C engine directly (no Host action machinery)."""
+    import durable_rules_engine as dre
+    from durable.engine import Host
+
+    class BareHost(Host):  # type: ignore[misc]
+        def _run(self) -> None:
+            return None
+
+    compiled = compile_pack(engine.pack)
+    host = BareHost(compiled.definitions(lambda _key: lambda _closure: None))
+    handle = host.get_ruleset(compiled.name)._handle
+
+    def assert_fact(fact: dict[str, Any]) -> None:
+        _code, state_handle = dre.assert_fact(handle, json.dumps(fact, ensure_ascii=False))[:2]
+        action = dre.start_action_for_state(handle, state_handle)
+        if action:
+            state, message = action[0], action[1]
+            while message:
+                dre.update_state(handle, state)
+                message = dre.complete_and_start_action(handle, state_handle)
+
+    def run(item: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
+        sid, fact, summary = item
+        assert_fact(fact)
+        assert_fact(summary)
+        dre.delete_state(handle, sid)
+
+    return run
+
+
 def cold_start(runs: int = 5) -> tuple[float, float]:
     """Median ms for import + load + compile in a fresh interpreter, and its peak RSS MB.
 
@@ -179,11 +212,12 @@ def main() -> int:
     floor_call, floor_items = durable_floor(engine, validated)
     timings = [
         measure("marrow_triage end to end", engine.triage, dicts),
-        measure("durable_rules floor", floor_call, floor_items),
+        measure("durable_rules floor (Host)", floor_call, floor_items),
+        measure("durable_rules C floor", durable_c_floor(engine, floor_items), floor_items),
         measure("reference evaluator (Python)", reference.evaluate, validated),
         measure("zen-engine (JDM)", decision.evaluate, dicts),
     ]
-    e2e, floor, _ref, zen_t = timings
+    e2e, floor, c_floor, _ref, zen_t = timings
 
     chunk = 1000
     batches = [dicts[i:i + chunk] for i in range(0, len(dicts), chunk)]
@@ -223,6 +257,8 @@ def main() -> int:
     for label, value, target, ok in checks:
         mark = "ok" if ok else "MISSED" if target != "-" else ""
         print(f"{label:<36}{value:>16}  target {target:<12} {mark}")
+    print(f"(overhead vs the C-level floor, without durable's Python action layer: "
+          f"{e2e.mean_us / c_floor.mean_us:.2f}x)")
     print(f"overhead_vs_durable_floor={overhead:.2f} speedup_vs_zen={speedup:.2f} "
           f"batch_reports_per_s={batch_per_s:.0f}")
     return 0
