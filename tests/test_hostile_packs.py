@@ -44,7 +44,7 @@ def _mix() -> list[dict[str, Any]]:
 REPORTS = [*_mix(), {"hours_since_procedure": 0}]
 
 # MARROW_PACK_EXAMPLES=2000 for a long local run.
-fast = settings(max_examples=int(os.environ.get("MARROW_PACK_EXAMPLES", "80")), deadline=None,
+fast = settings(max_examples=int(os.environ.get("MARROW_PACK_EXAMPLES", "50")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
