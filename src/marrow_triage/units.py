@@ -8,6 +8,7 @@ threshold of 38.3 °C holds for 100.94 °F exactly. Display rounding happens onl
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -47,8 +48,18 @@ def format_number(value: Fraction | Decimal | float | int, places: int = 2) -> s
 
 
 def format_temperature(reading: Temperature) -> str:
-    """``"101.3 °F (38.5 °C)"``: the reading as taken, then the other unit."""
+    """``"101.3 °F (38.5 °C)"``: the reading as taken, then the other unit.
+
+    The other unit is cut, not rounded, to its shown places, so that it never appears to
+    reach a threshold the reading is below (100.939 °F is 38.29 °C, not "38.3 °C").
+    """
     shown = format(decimal_of(reading.value).normalize(), "f")
     if reading.unit is TemperatureUnit.CELSIUS:
-        return f"{shown} °C ({format_number(fahrenheit(reading), 1)} °F)"
-    return f"{shown} °F ({format_number(celsius(reading), 2)} °C)"
+        return f"{shown} °C ({format_number(_cut(fahrenheit(reading), 1), 1)} °F)"
+    return f"{shown} °F ({format_number(_cut(celsius(reading), 2), 2)} °C)"
+
+
+def _cut(value: Fraction, places: int) -> Fraction:
+    """``value`` rounded down to ``places`` decimals."""
+    scale = 10**places
+    return Fraction(math.floor(value * scale), scale)
