@@ -453,3 +453,29 @@ def test_generated_reports_leave_fields_out() -> None:
     found = find(reports(), lambda r: r.temperature is None and r.chills is True,
                  settings=settings(max_examples=2000, database=None))
     assert found.temperature is None
+
+
+@settings(max_examples=200)
+@given(temperatures())
+def test_the_converted_temperature_shown_never_crosses_a_threshold(
+    engine: TriageEngine, reference: ReferencePack, reading: Temperature
+) -> None:
+    """"100.939 °F (38.3 °C) is below the fever threshold of 38.3 °C" would contradict
+    itself: the value shown in the other unit is on the same side of every threshold."""
+    import re
+
+    thresholds = {exact(arg) for rule in reference.rules if "when" in rule
+                  for fact, arg in condition_tests(rule["when"])
+                  if fact == "temperature_c" and arg is not None}
+    report = SymptomReport(hours_since_procedure=5, temperature=reading, chills=True)
+    explanation = {f.rule_id: f.explanation for f in engine.triage(report).findings}["chills"]
+    other = "C" if reading.unit.value == "F" else "F"
+    match = re.search(rf"\(([0-9.]+) °{other}\)", explanation)
+    assert match, explanation
+    shown = Fraction(Decimal(match.group(1)))
+    true_c = celsius_of(reading)
+    for t in thresholds:
+        limit = t if other == "C" else t * Fraction(9, 5) + 32
+        if other == "F" and (limit * 10).denominator != 1:
+            continue  # shown to 1 decimal: only thresholds exact at 1 decimal can be kept
+        assert (shown >= limit) == (true_c >= t), (explanation, t)
