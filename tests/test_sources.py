@@ -90,17 +90,7 @@ def test_verbatim_quotes_are_the_articles_words(file: str, rule_id: str,
     assert collapse(source["quote"]) in text, f"{file} {rule_id}: quote not in the article"
 
 
-# Reported to the rule pack's owner, not fixed here (rules/ is not this file's to change):
-# "Platelets help the blood clot and control bleeding." is in the article's introduction,
-# before its first heading, but these rules cite it under "What is a bone marrow
-# aspiration and biopsy?". strict: once the citations are fixed, remove these marks.
-MISPLACED_SECTION = {"heavy-bleeding-with-bleeding-risk", "large-bruising-with-bleeding-risk"}
-SECTION_CASES = [
-    pytest.param(*c, id=f"{c[0]}:{c[1]}", marks=pytest.mark.xfail(
-        strict=True, reason="cites the wrong section of the article; reported"))
-    if c[1] in MISPLACED_SECTION else pytest.param(*c, id=f"{c[0]}:{c[1]}")
-    for c in VERBATIM
-]
+SECTION_CASES = [pytest.param(*c, id=f"{c[0]}:{c[1]}") for c in VERBATIM]
 
 
 @pytest.mark.parametrize(("file", "rule_id", "source"), SECTION_CASES)
