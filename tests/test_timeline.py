@@ -154,6 +154,15 @@ def test_new_fever_needs_earlier_readings_below_38(timeline: Timeline, earlier: 
     assert ("new-raised-temperature-days-after" in fired(result)) is expected
 
 
+def test_earlier_maximum_is_cut_not_rounded(timeline: Timeline) -> None:
+    timeline.record("ep-1", {"hours_since_procedure": 20,
+                             "temperature": temp(100.399, "F")}, T0)  # 37.9994 °C
+    result = timeline.record("ep-1", {"hours_since_procedure": 60,
+                                      "temperature": temp(38.1)}, T0 + timedelta(hours=40))
+    text = finding(result, "new-raised-temperature-days-after").explanation
+    assert "at most 37.99 °C, below 38.0 °C" in text
+
+
 def test_new_fever_needs_an_earlier_reading(timeline: Timeline) -> None:
     timeline.record("ep-1", {"hours_since_procedure": 20, "bleeding": "none"}, T0)
     result = timeline.record("ep-1", {"hours_since_procedure": 60,

@@ -15,6 +15,7 @@ Nothing about an episode is kept in memory between calls.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -231,7 +232,13 @@ class _Values(dict[str, str]):
             return "yes" if value else "no"
         if isinstance(value, str):
             return value.replace("_", " ")
+        # Cut, not rounded, so a value never appears to reach a threshold it is below.
         if name == "max_earlier_temperature_c":
-            return f"{format_number(Fraction(value), 2)} °C"
-        return format_number(Fraction(value), 1)
+            return f"{format_number(_cut(Fraction(value), 2), 2)} °C"
+        return format_number(_cut(Fraction(value), 1), 1)
+
+
+def _cut(value: Fraction, places: int) -> Fraction:
+    scale = 10**places
+    return Fraction(math.floor(value * scale), scale)
 
