@@ -35,7 +35,7 @@ reports = st.fixed_dictionaries(
             lambda v: {"value": v, "unit": "C"}),
         "bleeding": st.sampled_from(["none", "spots_on_dressing", "stops_with_pressure",
                                      "soaks_dressing", "does_not_stop"]),
-        "site_pain": st.integers(0, 10),
+        "site_pain": st.integers(0, 6),
     },
 )
 
@@ -64,6 +64,16 @@ def expected_bleeding_again(earlier: list[tuple[datetime, SymptomReport]],
         return False
     return any(r.bleeding is not None and r.bleeding.value in BAD_BLEEDING and when <= at
                for when, r in earlier)
+
+
+def expected_site_pain_rising(earlier: list[tuple[datetime, SymptomReport]],
+                              report: SymptomReport, at: datetime) -> bool:
+    """The last three answered site pain scores, in time order, strictly increase."""
+    if report.site_pain is None:
+        return False
+    ordered = sorted(((when, r) for when, r in earlier if when <= at), key=lambda i: i[0])
+    pains = [r.site_pain for _, r in ordered if r.site_pain is not None] + [report.site_pain]
+    return len(pains) >= 3 and pains[-3] < pains[-2] < pains[-1]
 
 
 class TimelineMachine(RuleBasedStateMachine):
@@ -97,6 +107,7 @@ class TimelineMachine(RuleBasedStateMachine):
         assert result.level == max((f.level for f in result.findings), default=result.level)
         assert ("fever-sustained" in ids) == expected_fever_sustained(earlier, report, at)
         assert ("bleeding-again" in ids) == expected_bleeding_again(earlier, report, at)
+        assert ("site-pain-rising" in ids) == expected_site_pain_rising(earlier, report, at)
         earlier.append((at, report))
 
     @rule()
@@ -123,6 +134,6 @@ class TimelineMachine(RuleBasedStateMachine):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-TimelineMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30,
+TimelineMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
                                              deadline=None)
 TestTimelineMachine = TimelineMachine.TestCase
