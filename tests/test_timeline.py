@@ -461,3 +461,38 @@ def test_cli_invalid_input_exits_2(tmp_path: Path, args: list[str], stdin: str,
     if db.exists():
         with SQLiteStore(db) as store:
             assert store.checkins("ep-1") == []
+
+
+def test_pack_without_timeline_rules_gives_single_report_results(
+        tmp_path: Path, rules_dir: Path) -> None:
+    target = tmp_path / "plain"
+    shutil.copytree(rules_dir, target)
+    (target / "timeline.yaml").unlink()
+    engine = TriageEngine.from_path(target)
+    assert engine.pack.timeline_rules == ()
+    with SQLiteStore(tmp_path / "t.db") as store:
+        timeline = Timeline(store, engine)
+        rec(timeline, 0, temperature=temp(38.1), bleeding="stops_with_pressure")
+        report = {"hours_since_procedure": 12, "temperature": temp(38.1),
+                  "bleeding": "stops_with_pressure"}
+        result = timeline.record("ep-1", report, T0 + timedelta(hours=2))
+        assert result == engine.triage(report)
+
+
+def test_threads_share_one_timeline(timeline: Timeline) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def episode(n: int) -> list[Urgency]:
+        levels = []
+        for step in range(4):
+            result = rec(timeline, step * 70, episode=f"ep-{n}", temperature=temp(38.1),
+                         site_pain=step + 1)
+            levels.append(result.level)
+        return levels
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(episode, range(12)))
+    # Each episode: soon, then sustained fever (urgent) from the second check-in on, and
+    # from the third the rising pain (soon) plus the borderline reading escalate too.
+    assert outcomes == [[Urgency.SOON, Urgency.URGENT, Urgency.URGENT, Urgency.URGENT]] * 12
+    assert all(len(timeline.history(f"ep-{n}")) == 4 for n in range(12))
