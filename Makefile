@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP_CORE): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[cli]"
+	$(BIN)/pip install --quiet -e ".[cli,service,fhir]"
 	touch $@
 
 $(STAMP_DEV): $(BIN)/python pyproject.toml
