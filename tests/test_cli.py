@@ -70,7 +70,7 @@ def test_check_reads_stdin() -> None:
          ["temperature: Value error, 120 °C is not a plausible body temperature "
           "(expected 30 to 45 °C)"]),
         ('{"hours_since_procedure": 20, "chils": true}',
-         ["chils: Extra inputs are not permitted"]),
+         ["chils: Extra inputs are not permitted (did you mean 'chills'?)"]),
         ("{", ["input: Invalid JSON: EOF while parsing an object at line 1 column 1"]),
         ("", ["input: Invalid JSON: EOF while parsing a value at line 1 column 0"]),
         (b"\xff\xfe{}", ["input: not UTF-8 text (byte 0: invalid start byte)"]),

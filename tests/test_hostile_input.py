@@ -240,7 +240,8 @@ def _check_rejection(exit_code: int, stderr: str, stdout: str) -> None:
     assert exit_code == 2, (exit_code, stderr[-2000:])
     assert "Traceback" not in stderr
     lines = stderr.strip().splitlines()
-    assert 1 <= len(lines) <= 5, lines
+    assert 1 <= len(lines) <= 11, lines  # at most 10 problems, then a count
+    assert all(": " in line or line.startswith("...") for line in lines), lines
     assert all(len(line) < 500 for line in lines), [line[:200] for line in lines]
     assert stdout == ""
 

@@ -21,8 +21,9 @@ from rich.panel import Panel
 from rich.text import Text
 
 from .catalogue import render_catalogue
+from .conditions import suggest
 from .engine import EngineError, TriageEngine
-from .models import SymptomReport, TriageResult, Urgency
+from .models import SymptomReport, Temperature, TriageResult, Urgency
 from .rules import RulePack, RulePackError
 from .timeline.cli import timeline_app
 
@@ -59,19 +60,46 @@ _STYLES = {
 }
 
 
+MAX_ERROR_LINES = 10
+
+
 def validation_lines(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One ``field.path: message`` line per problem in a pydantic validation error."""
+    """One ``field.path: message`` line per problem in a pydantic validation error.
+
+    Unknown fields get a "did you mean" suggestion; odd keys (empty, spaces, control
+    characters) are shown quoted; after ``MAX_ERROR_LINES`` the rest are counted.
+    """
     lines = []
     head = tuple(prefix.split(".")) if prefix else ()
     for error in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(_shorten(str(part)) for part in (*head, *error["loc"]))
-        lines.append(f"{loc or 'input'}: {error['msg']}")
+        loc = ".".join(_shorten(part) if isinstance(part, str) else str(part)
+                       for part in (*head, *error["loc"]))
+        message = error["msg"]
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            known = _known_fields(error["loc"][:-1])
+            message += suggest(str(error["loc"][-1]), known)
+        lines.append(f"{loc or 'input'}: {message}")
+    if len(lines) > MAX_ERROR_LINES:
+        rest = len(lines) - MAX_ERROR_LINES
+        lines = [*lines[:MAX_ERROR_LINES], f"... and {rest} more problem(s)"]
     return lines
 
 
+def _known_fields(parent: tuple[int | str, ...]) -> tuple[str, ...]:
+    if not parent:
+        return tuple(SymptomReport.model_fields)
+    if parent == ("temperature",):
+        return tuple(Temperature.model_fields)
+    return ()
+
+
 def _shorten(name: str, limit: int = 60) -> str:
-    """A field name as shown in an error: a pasted 100 kB key must not flood the terminal."""
-    return name if len(name) <= limit else f"{name[:limit]}… ({len(name)} characters)"
+    """A field name as shown in an error: quoted when odd, cut when long."""
+    if len(name) > limit:
+        name = f"{name[:limit]}… ({len(name)} characters)"
+    if not name.isidentifier():
+        name = json.dumps(name, ensure_ascii=True)
+    return name
 
 
 def _fail(lines: list[str], code: int = 2) -> NoReturn:
