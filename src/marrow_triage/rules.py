@@ -16,6 +16,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -216,11 +217,21 @@ class RulePack:
         """The pack shipped with the library."""
         return load_rule_pack(default_rules_path())
 
+    @cached_property
+    def _rules_by_id(self) -> dict[str, RuleSpec]:
+        return {rule.id: rule for rule in self.rules}
+
+    @cached_property
+    def _sources(self) -> dict[str, Source]:
+        sources = {rule.id: self._build_source(rule) for rule in self.rules}
+        sources.update((rule.id, self._build_source(rule)) for rule in self.timeline_rules)
+        return sources
+
     def rule(self, rule_id: str) -> RuleSpec:
         """The rule with this id."""
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
+        rule = self._rules_by_id.get(rule_id)
+        if rule is not None:
+            return rule
         raise KeyError(f"no rule {rule_id!r}{suggest(rule_id, [r.id for r in self.rules])}")
 
     def timeline_rule(self, rule_id: str) -> TimelineRuleSpec:
@@ -232,7 +243,10 @@ class RulePack:
                        f"{suggest(rule_id, [r.id for r in self.timeline_rules])}")
 
     def source(self, rule: RuleSpec | TimelineRuleSpec) -> Source:
-        """The full citation of a rule."""
+        """The full citation of a rule (built once per rule; models are immutable)."""
+        return self._sources[rule.id]
+
+    def _build_source(self, rule: RuleSpec | TimelineRuleSpec) -> Source:
         doc = self.documents[rule.source.document]
         return Source(
             document=rule.source.document, title=doc.title, publisher=doc.publisher, url=doc.url,
