@@ -12,18 +12,17 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
 from .catalogue import render_catalogue
-from .conditions import suggest
+from .cli_input import fail, parse_report, read_input, validation_lines
 from .engine import EngineError, TriageEngine
-from .models import SymptomReport, Temperature, TriageResult, Urgency
+from .models import SymptomReport, TriageResult, Urgency
 from .rules import RulePack, RulePackError
 from .timeline.cli import timeline_app
 
@@ -60,81 +59,12 @@ _STYLES = {
 }
 
 
-MAX_ERROR_LINES = 10
-
-
-def validation_lines(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One ``field.path: message`` line per problem in a pydantic validation error.
-
-    Unknown fields get a "did you mean" suggestion; odd keys (empty, spaces, control
-    characters) are shown quoted; after ``MAX_ERROR_LINES`` the rest are counted.
-    """
-    lines = []
-    head = tuple(prefix.split(".")) if prefix else ()
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(_shorten(part) if isinstance(part, str) else str(part)
-                       for part in (*head, *error["loc"]))
-        message = error["msg"]
-        if error["type"] == "extra_forbidden" and error["loc"]:
-            known = _known_fields(error["loc"][:-1])
-            message += suggest(str(error["loc"][-1]), known)
-        lines.append(f"{loc or 'input'}: {message}")
-    if len(lines) > MAX_ERROR_LINES:
-        rest = len(lines) - MAX_ERROR_LINES
-        lines = [*lines[:MAX_ERROR_LINES], f"... and {rest} more problem(s)"]
-    return lines
-
-
-def _known_fields(parent: tuple[int | str, ...]) -> tuple[str, ...]:
-    if not parent:
-        return tuple(SymptomReport.model_fields)
-    if parent == ("temperature",):
-        return tuple(Temperature.model_fields)
-    return ()
-
-
-def _shorten(name: str, limit: int = 60) -> str:
-    """A field name as shown in an error: quoted when odd, cut when long."""
-    if len(name) > limit:
-        name = f"{name[:limit]}… ({len(name)} characters)"
-    if not name.isidentifier():
-        name = json.dumps(name, ensure_ascii=True)
-    return name
-
-
-def _fail(lines: list[str], code: int = 2) -> NoReturn:
-    for line in lines:
-        typer.echo(line, err=True)
-    raise typer.Exit(code)
-
-
 def _engine(rules: Path | None) -> TriageEngine:
     try:
         pack = RulePack.default() if rules is None else RulePack.from_path(rules)
     except RulePackError as exc:
-        _fail([f"rule pack: {p}" for p in exc.problems])
+        fail([f"rule pack: {p}" for p in exc.problems])
     return TriageEngine(pack)
-
-
-def _read_input(source: str) -> bytes:
-    try:
-        if source == "-":
-            return sys.stdin.buffer.read()
-        return Path(source).read_bytes()
-    except OSError as exc:
-        _fail([f"{source}: cannot read: {exc.strerror or exc}"])
-
-
-def parse_report(data: bytes) -> SymptomReport:
-    """Validate report JSON bytes; exits 2 with one line per bad field when invalid."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        _fail([f"input: not UTF-8 text (byte {exc.start}: {exc.reason})"])
-    try:
-        return SymptomReport.model_validate_json(text)
-    except ValidationError as exc:
-        _fail(validation_lines(exc))
 
 
 RulesOption = Annotated[
@@ -164,12 +94,12 @@ def check(
 
     Example: echo '{"hours_since_procedure": 20}' | marrow-triage check - --json
     """
-    report = parse_report(_read_input(file))
+    report = parse_report(read_input(file))
     engine = _engine(rules)
     try:
         result = engine.triage(report)
     except EngineError as exc:
-        _fail([f"internal error: {exc}"], code=1)
+        fail([f"internal error: {exc}"], code=1)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -229,7 +159,7 @@ def rules_check(
         pack = RulePack.from_path(directory)
         TriageEngine(pack)  # compiles into durable_rules definitions as well
     except RulePackError as exc:
-        _fail([str(p) for p in exc.problems])
+        fail([str(p) for p in exc.problems])
     typer.echo(
         f"OK: {pack.name} {pack.version}, {len(pack.rules)} rules, "
         f"{len(pack.questions)} questions, sha256 {pack.sha256}"
@@ -250,7 +180,7 @@ def rules_docs(
     try:
         pack = RulePack.default() if rules is None else RulePack.from_path(rules)
     except RulePackError as exc:
-        _fail([f"rule pack: {p}" for p in exc.problems])
+        fail([f"rule pack: {p}" for p in exc.problems])
     text = render_catalogue(pack)
     if output == "-":
         sys.stdout.write(text)
@@ -259,7 +189,7 @@ def rules_docs(
     try:
         _write_atomic(target, text)
     except OSError as exc:
-        _fail([f"{output}: cannot write: {exc.strerror or exc}"])
+        fail([f"{output}: cannot write: {exc.strerror or exc}"])
     typer.echo(f"wrote {target} ({len(pack.rules)} rules)", err=True)
 
 
@@ -315,7 +245,7 @@ def serve(
 
         from .service import create_app
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        _fail([f"the service needs the [service] extra: {exc}"])
+        fail([f"the service needs the [service] extra: {exc}"])
     if host not in ("127.0.0.1", "::1", "localhost"):
         typer.echo(f"warning: listening on {host}, beyond this machine; reports are health "
                    "data: put TLS in front of the service", err=True)
@@ -323,7 +253,7 @@ def serve(
     try:
         application = create_app(engine)
     except ValueError as exc:
-        _fail([f"configuration: {exc}"])
+        fail([f"configuration: {exc}"])
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

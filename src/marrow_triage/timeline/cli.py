@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
+from ..cli_input import fail, read_report
 from ..engine import EngineError
-from ..models import SymptomReport, TriageResult
+from ..models import TriageResult
 from .engine import Timeline, TimelineError, check_episode_id, check_time
 from .history import describe_time
 from .store import SQLiteStore
@@ -41,54 +40,29 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text
 DEFAULT_DB = Path("marrow-timeline.db")
 
 
-def _fail(lines: list[str], code: int = 2) -> NoReturn:
-    for line in lines:
-        typer.echo(line, err=True)
-    raise typer.Exit(code)
-
-
 def _episode(value: str) -> str:
     try:
         return check_episode_id(value)
     except TimelineError as exc:
-        _fail([f"--episode: {exc}"])
+        fail([f"--episode: {exc}"])
 
 
 def _time(value: str, option: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        _fail([f"{option}: {value!r} is not an ISO 8601 time, e.g. 2026-11-25T10:00:00+00:00"])
+        fail([f"{option}: {value!r} is not an ISO 8601 time, e.g. 2026-11-25T10:00:00+00:00"])
     try:
         return check_time(parsed, option)
     except TimelineError as exc:
-        _fail([str(exc)])
-
-
-def _report(source: str) -> SymptomReport:
-    try:
-        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-    except OSError as exc:
-        _fail([f"{source}: cannot read: {exc.strerror or exc}"])
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        _fail([f"input: not UTF-8 text (byte {exc.start}: {exc.reason})"])
-    try:
-        return SymptomReport.model_validate_json(text)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_url=False, include_input=False):
-            loc = ".".join(str(part) for part in error["loc"])
-            lines.append(f"{loc or 'input'}: {error['msg']}")
-        _fail(lines)
+        fail([str(exc)])
 
 
 def _open(db: Path) -> Timeline:
     try:
         return Timeline(SQLiteStore(db))
     except sqlite3.Error as exc:
-        _fail([f"--db {db}: cannot open: {exc}"])
+        fail([f"--db {db}: cannot open: {exc}"])
 
 
 def _result_lines(result: TriageResult) -> list[str]:
@@ -111,12 +85,12 @@ def record(
     """Record a check-in and print its result, weighed with the episode's history."""
     episode_id = _episode(episode)
     when = _time(at, "--at")
-    report = _report(file)
+    report = read_report(file)
     timeline = _open(db)
     try:
         result = timeline.record(episode_id, report, when)
     except EngineError as exc:
-        _fail([f"internal error: {exc}"], 1)
+        fail([f"internal error: {exc}"], 1)
     finally:
         timeline.store.close()
     if as_json:
