@@ -379,6 +379,38 @@ def test_timeline_thresholds_are_data(tmp_path: Path, rules_dir: Path,
         assert "fever-sustained" in fired(rec(timeline, 30, temperature=temp(38.1)))
 
 
+def test_history_settings_are_data(tmp_path: Path, rules_dir: Path, pack: RulePack) -> None:
+    """The raised-temperature cut-off and the longest gap live in pack.yaml, not in code."""
+    target = tmp_path / "pack"
+    shutil.copytree(rules_dir, target)
+    meta = (target / "pack.yaml").read_text(encoding="utf-8")
+    (target / "pack.yaml").write_text(
+        meta.replace("raised_temperature_c: 38.0", "raised_temperature_c: 37.5")
+        .replace("raised_run_max_gap_hours: 4", "raised_run_max_gap_hours: 8"),
+        encoding="utf-8")
+    other = RulePack.from_path(target)
+    assert other.sha256 != pack.sha256
+    assert other.history is not None and other.history.raised_temperature_c == 37.5
+    for candidate, expected in ((pack, False), (other, True)):
+        with SQLiteStore(tmp_path / f"{expected}.db") as store:
+            timeline = Timeline(store, TriageEngine(candidate))
+            rec(timeline, 0, temperature=temp(37.8))
+            # 37.8 °C counts as raised only with the lowered cut-off; 5 h apart only
+            # joins one run with the longer gap.
+            assert ("fever-sustained" in fired(rec(timeline, 300, temperature=temp(37.8)))
+                    ) is expected
+
+
+def test_timeline_rules_need_history_settings(tmp_path: Path, rules_dir: Path) -> None:
+    target = tmp_path / "pack"
+    shutil.copytree(rules_dir, target)
+    meta = (target / "pack.yaml").read_text(encoding="utf-8")
+    (target / "pack.yaml").write_text(meta[:meta.index("history:")], encoding="utf-8")
+    with pytest.raises(RulePackError) as caught:
+        RulePack.from_path(target)
+    assert "pack.yaml: history: required when the pack has timeline rules" in str(caught.value)
+
+
 @pytest.mark.parametrize(("text", "field", "message"), [
     ("timeline_rules:\n  - id: x1\n    title: X\n    level: urgent\n"
      "    when: {site_pain_rise: {at_least: 2}}\n    explanation: '{site_pain_rises} 2'\n"

@@ -105,6 +105,15 @@ def render_catalogue(pack: RulePack) -> str:
         lines.append(f"- `{field.name}`: {field.kind}{values}. {field.description}")
     if pack.timeline_rules:
         lines += ["", "## History facts timeline rules can test", ""]
+        if pack.history is not None:
+            h = pack.history
+            lines += [
+                f"Raised temperature: at or above {format_number(h.raised_temperature_c, 6)} °C;"
+                f" one run allows at most {format_number(h.raised_run_max_gap_hours, 6)} hours"
+                f" between readings (`history:` in pack.yaml; source: {h.source.document},"
+                f" \"{h.source.quote}\").",
+                "",
+            ]
         for field in HISTORY_FACT_FIELDS.values():
             values = f" ({', '.join(field.values)})" if field.values else ""
             lines.append(f"- `{field.name}`: {field.kind}{values}. {field.description}")

@@ -91,19 +91,15 @@ FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
 })
 
 
-RAISED_TEMPERATURE_C = Fraction(38)
-"""IDSA's cut-off for a temperature that counts as fever when sustained over an hour."""
-RAISED_RUN_MAX_GAP_HOURS = 4
-"""Readings further apart than this do not show one continuous raised temperature."""
-
 HISTORY_FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
     f.name: f
     for f in (
         FactField("raised_temperature_minutes", "number",
                   "Minutes from the first reading to this one in the unbroken run of "
-                  "readings at or above 38.0 °C (IDSA) ending at this check-in, with "
-                  "readings at most 4 hours apart; absent unless this reading is "
-                  "at or above 38.0 °C.", minimum=Fraction(0)),
+                  "readings at or above history.raised_temperature_c (pack.yaml) ending "
+                  "at this check-in, no two more than history.raised_run_max_gap_hours "
+                  "apart; absent unless this reading is at or above the cut-off.",
+                  minimum=Fraction(0)),
         FactField("max_earlier_temperature_c", "number",
                   "Highest temperature (°C) taken at an earlier check-in of the episode.",
                   minimum=Fraction(30), maximum=Fraction(45)),

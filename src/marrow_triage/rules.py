@@ -43,6 +43,7 @@ from .units import format_number
 __all__ = [
     "DocumentSpec",
     "FindingsCount",
+    "HistorySettings",
     "QuestionSpec",
     "RulePack",
     "RulePackError",
@@ -187,11 +188,25 @@ class QuestionSpec(_Spec):
         return value
 
 
+class HistorySettings(_Spec):
+    """Parameters of the history facts that timeline rules test (``history:`` in pack.yaml).
+
+    They define ``raised_temperature_minutes``: the span of the unbroken run of readings
+    at or above ``raised_temperature_c``, no two more than ``raised_run_max_gap_hours``
+    apart, ending at the current check-in.
+    """
+
+    raised_temperature_c: Annotated[float, Field(strict=True, ge=37, le=40)]
+    raised_run_max_gap_hours: Annotated[float, Field(strict=True, gt=0, le=24)]
+    source: SourceRef
+
+
 class _PackFile(_Spec):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     version: str = Field(min_length=1)
     description: str = ""
     documents: dict[str, DocumentSpec] = Field(min_length=1)
+    history: HistorySettings | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,7 @@ class RulePack:
     questions: tuple[QuestionSpec, ...]
     sha256: str
     timeline_rules: tuple[TimelineRuleSpec, ...] = ()
+    history: HistorySettings | None = None
 
     @classmethod
     def from_path(cls, path: str | Path) -> RulePack:
@@ -314,6 +330,12 @@ def load_rule_pack(path: str | Path) -> RulePack:
     if meta is not None:
         _check_rules(meta, rules, questions, problems)
         _check_timeline_rules(meta, timeline, problems)
+        if timeline and meta.history is None:
+            problems.append(RuleProblem("pack.yaml", None, "history", "required when the pack "
+                                        "has timeline rules (it defines their history facts)"))
+        if meta.history is not None and meta.history.source.document not in meta.documents:
+            problems.append(RuleProblem("pack.yaml", None, "history.source.document",
+                                        f"unknown document {meta.history.source.document!r}"))
     if problems or meta is None:
         raise RulePackError(problems)
     ordered_rules = tuple(spec for _, (_, spec) in sorted(rules.items()))
@@ -325,6 +347,7 @@ def load_rule_pack(path: str | Path) -> RulePack:
         documents=documents, rules=ordered_rules, questions=ordered_questions,
         sha256=_digest(meta, documents, ordered_rules, ordered_questions, ordered_timeline),
         timeline_rules=ordered_timeline,
+        history=meta.history if ordered_timeline else None,
     )
 
 
@@ -463,6 +486,8 @@ def _digest(meta: _PackFile, documents: Mapping[str, DocumentSpec], rules: tuple
         ],
     }
     if timeline:  # packs without timeline rules keep the hash they always had
+        if meta.history is not None:
+            canonical["history"] = meta.history.model_dump(mode="json")
         canonical["timeline_rules"] = [
             {**r.model_dump(mode="json", exclude={"when"}), "condition": r.condition_data()}
             for r in timeline

@@ -121,7 +121,10 @@ class Timeline:
         if single is None:
             single = self.engine.triage(report)
         facts: dict[str, FactValue] = dict(report_facts(report))
-        history = derive(earlier, report, at)
+        settings = self.engine.pack.history
+        if settings is None:  # no timeline rules: the history cannot add a finding
+            return single
+        history = derive(earlier, report, at, settings)
         facts.update(history.facts)
         base = Counter(f.level for f in single.findings if f.rule_id not in self._escalations)
         fired = self._hosts.evaluate(engine_fact(facts), base)

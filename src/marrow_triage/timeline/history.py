@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from ..facts import RAISED_RUN_MAX_GAP_HOURS, RAISED_TEMPERATURE_C, FactValue
+from ..facts import FactValue
 from ..models import Bleeding, SymptomReport
-from ..units import celsius, format_temperature
+from ..rules import HistorySettings
+from ..units import celsius, decimal_of, format_temperature
 from .store import CheckIn
 
 __all__ = ["Evidence", "History", "derive", "describe_time"]
@@ -46,14 +47,16 @@ class History:
     evidence: dict[str, list[Evidence]] = field(default_factory=dict)
 
 
-def derive(earlier: Sequence[CheckIn], report: SymptomReport, at: datetime) -> History:
+def derive(earlier: Sequence[CheckIn], report: SymptomReport, at: datetime,
+           settings: HistorySettings) -> History:
     """History facts for ``report`` taken at ``at``, given the ``earlier`` check-ins.
 
-    ``earlier`` holds the episode's check-ins up to ``at``, ordered by time.
+    ``earlier`` holds the episode's check-ins up to ``at``, ordered by time; ``settings``
+    are the pack's parameters of the history facts.
     """
     history = History()
     history.facts["earlier_checkins"] = len(earlier)
-    _temperatures(history, earlier, report, at)
+    _temperatures(history, earlier, report, at, settings)
     _bleeding(history, earlier)
     _site_pain(history, earlier, report)
     _neutropenia_risk(history, earlier, report)
@@ -61,7 +64,8 @@ def derive(earlier: Sequence[CheckIn], report: SymptomReport, at: datetime) -> H
 
 
 def _temperatures(history: History, earlier: Sequence[CheckIn], report: SymptomReport,
-                  at: datetime) -> None:
+                  at: datetime, settings: HistorySettings) -> None:
+    raised = Fraction(decimal_of(settings.raised_temperature_c))
     readings = [(c, celsius(c.report.temperature)) for c in earlier
                 if c.report.temperature is not None]
     if readings:
@@ -71,12 +75,12 @@ def _temperatures(history: History, earlier: Sequence[CheckIn], report: SymptomR
             Evidence(c.at, format_temperature(c.report.temperature))
             for c, value in readings if value == highest and c.report.temperature is not None
         ][-1:]
-    if report.temperature is None or celsius(report.temperature) < RAISED_TEMPERATURE_C:
+    if report.temperature is None or celsius(report.temperature) < raised:
         return
     start, chain = at, []
-    max_gap = timedelta(hours=RAISED_RUN_MAX_GAP_HOURS)
+    max_gap = timedelta(hours=settings.raised_run_max_gap_hours)
     for checkin, value in reversed(readings):
-        if value < RAISED_TEMPERATURE_C or start - checkin.at > max_gap:
+        if value < raised or start - checkin.at > max_gap:
             break
         start = checkin.at
         assert checkin.report.temperature is not None
