@@ -413,15 +413,7 @@ def _check_rules(meta: _PackFile, rules: dict[str, tuple[str, RuleSpec]],
             allowed = tuple(FACT_FIELDS)
             needed = [f for f in condition_fields(rule.when) if _reads_value(rule.when, f)]
             numbers = thresholds(rule.when)
-        for name in sorted(placeholders - set(allowed)):
-            problem("explanation", f"unknown placeholder {{{name}}}{suggest(name, allowed)}")
-        for name in needed:
-            if name not in placeholders:
-                problem("explanation", f"must show the measured value: add {{{name}}}")
-        for number in numbers:
-            shown = format_number(number, 6)
-            if shown not in rule.explanation:
-                problem("explanation", f"must state the threshold {shown}")
+        _check_explanation(rule.explanation, placeholders, allowed, needed, numbers, problem)
     for question_id, (label, question) in sorted(questions.items()):
         if question.when is not None and question.field in condition_fields(question.when):
             problems.append(RuleProblem(label, question_id, "when", "a question is asked when "
@@ -440,16 +432,23 @@ def _check_timeline_rules(meta: _PackFile, rules: dict[str, tuple[str, TimelineR
         if rule.level is Urgency.SELF_CARE:
             problem("level", "a timeline rule reports a warning sign; self_care adds nothing")
         placeholders = _placeholders(rule.explanation, problem)
-        allowed = tuple(TIMELINE_FACT_FIELDS)
-        for name in sorted(placeholders - set(allowed)):
-            problem("explanation", f"unknown placeholder {{{name}}}{suggest(name, allowed)}")
-        for name in condition_fields(rule.when):
-            if _reads_value(rule.when, name) and name not in placeholders:
-                problem("explanation", f"must show the measured value: add {{{name}}}")
-        for number in thresholds(rule.when):
-            shown = format_number(number, 6)
-            if shown not in rule.explanation:
-                problem("explanation", f"must state the threshold {shown}")
+        needed = [f for f in condition_fields(rule.when) if _reads_value(rule.when, f)]
+        _check_explanation(rule.explanation, placeholders, tuple(TIMELINE_FACT_FIELDS), needed,
+                           thresholds(rule.when), problem)
+
+
+def _check_explanation(text: str, placeholders: set[str], allowed: tuple[str, ...],
+                       needed: list[str], numbers: list[Fraction], problem: Any) -> None:
+    """An explanation uses known placeholders, shows each measured value and threshold."""
+    for name in sorted(placeholders - set(allowed)):
+        problem("explanation", f"unknown placeholder {{{name}}}{suggest(name, allowed)}")
+    for name in needed:
+        if name not in placeholders:
+            problem("explanation", f"must show the measured value: add {{{name}}}")
+    for number in numbers:
+        shown = format_number(number, 6)
+        if shown not in text:
+            problem("explanation", f"must state the threshold {shown}")
 
 
 def _reads_value(condition: Condition, field: str) -> bool:
