@@ -5,7 +5,7 @@ from __future__ import annotations
 from .conditions import AllOf, AnyOf, Condition, FieldTest
 from .facts import FACT_FIELDS, HISTORY_FACT_FIELDS
 from .models import Urgency
-from .rules import RulePack, RuleSpec
+from .rules import RulePack, RuleSpec, TimelineRuleSpec
 from .units import format_number
 
 __all__ = ["condition_in_words", "render_catalogue"]
@@ -42,6 +42,24 @@ def _when(rule: RuleSpec) -> str:
     return condition_in_words(rule.when)
 
 
+def _rule_entry(pack: RulePack, rule: RuleSpec | TimelineRuleSpec, when: str,
+                reassurance: tuple[str, ...]) -> list[str]:
+    source = pack.source(rule)
+    quote_kind = "quoted" if source.verbatim else "paraphrased"
+    return [
+        f"### `{rule.id}`: {rule.title}",
+        "",
+        f"- **Level**: {rule.level.value}",
+        f"- **When**: {when}",
+        f"- **Explanation**: {rule.explanation}",
+        *(f"- **Advice**: {a}" for a in rule.advice),
+        *(f"- **Reassurance**: {r}" for r in reassurance),
+        f"- **Source** ({quote_kind}): {source.publisher}, *{source.title}*, "
+        f"section \"{source.section}\": \"{source.quote}\"",
+        "",
+    ]
+
+
 def render_catalogue(pack: RulePack) -> str:
     """Markdown for ``docs/rules.md``; byte-identical for the same pack."""
     lines = [
@@ -59,20 +77,7 @@ def render_catalogue(pack: RulePack) -> str:
         lines.append(f"- **{level.value}**: {level.action}")
     lines += ["", "## Rules", ""]
     for rule in sorted(pack.rules, key=lambda r: (-r.level.rank, r.id)):
-        source = pack.source(rule)
-        quote_kind = "quoted" if source.verbatim else "paraphrased"
-        lines += [
-            f"### `{rule.id}`: {rule.title}",
-            "",
-            f"- **Level**: {rule.level.value}",
-            f"- **When**: {_when(rule)}",
-            f"- **Explanation**: {rule.explanation}",
-            *(f"- **Advice**: {a}" for a in rule.advice),
-            *(f"- **Reassurance**: {r}" for r in rule.reassurance),
-            f"- **Source** ({quote_kind}): {source.publisher}, *{source.title}*, "
-            f"section \"{source.section}\": \"{source.quote}\"",
-            "",
-        ]
+        lines += _rule_entry(pack, rule, _when(rule), rule.reassurance)
     if pack.timeline_rules:
         lines += [
             "## Timeline rules",
@@ -82,19 +87,7 @@ def render_catalogue(pack: RulePack) -> str:
             "",
         ]
     for trule in sorted(pack.timeline_rules, key=lambda r: (-r.level.rank, r.id)):
-        source = pack.source(trule)
-        quote_kind = "quoted" if source.verbatim else "paraphrased"
-        lines += [
-            f"### `{trule.id}`: {trule.title}",
-            "",
-            f"- **Level**: {trule.level.value}",
-            f"- **When**: {condition_in_words(trule.when)}",
-            f"- **Explanation**: {trule.explanation}",
-            *(f"- **Advice**: {a}" for a in trule.advice),
-            f"- **Source** ({quote_kind}): {source.publisher}, *{source.title}*, "
-            f"section \"{source.section}\": \"{source.quote}\"",
-            "",
-        ]
+        lines += _rule_entry(pack, trule, condition_in_words(trule.when), ())
     lines += ["## Questions asked when an answer is missing", ""]
     for q in pack.questions:
         when = f" when {condition_in_words(q.when)}" if q.when is not None else ""

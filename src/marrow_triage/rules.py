@@ -388,12 +388,8 @@ def _check_rules(meta: _PackFile, rules: dict[str, tuple[str, RuleSpec]],
                  questions: dict[str, tuple[str, QuestionSpec]],
                  problems: list[RuleProblem]) -> None:
     for rule_id, (label, rule) in sorted(rules.items()):
-        def problem(field: str, message: str, label: str = label, rule_id: str = rule_id) -> None:
-            problems.append(RuleProblem(label, rule_id, field, message))
-
-        if rule.source.document not in meta.documents:
-            problem("source.document", f"unknown document {rule.source.document!r}"
-                    f"{suggest(rule.source.document, tuple(meta.documents))}")
+        problem = _reporter(problems, label, rule_id)
+        _check_document(meta, rule.source, problem)
         if (rule.when is None) == (rule.when_findings is None):
             problem("when", "give exactly one of `when` (report facts) or `when_findings`")
             continue
@@ -423,18 +419,27 @@ def _check_rules(meta: _PackFile, rules: dict[str, tuple[str, RuleSpec]],
 def _check_timeline_rules(meta: _PackFile, rules: dict[str, tuple[str, TimelineRuleSpec]],
                           problems: list[RuleProblem]) -> None:
     for rule_id, (label, rule) in sorted(rules.items()):
-        def problem(field: str, message: str, label: str = label, rule_id: str = rule_id) -> None:
-            problems.append(RuleProblem(label, rule_id, field, message))
-
-        if rule.source.document not in meta.documents:
-            problem("source.document", f"unknown document {rule.source.document!r}"
-                    f"{suggest(rule.source.document, tuple(meta.documents))}")
+        problem = _reporter(problems, label, rule_id)
+        _check_document(meta, rule.source, problem)
         if rule.level is Urgency.SELF_CARE:
             problem("level", "a timeline rule reports a warning sign; self_care adds nothing")
         placeholders = _placeholders(rule.explanation, problem)
         needed = [f for f in condition_fields(rule.when) if _reads_value(rule.when, f)]
         _check_explanation(rule.explanation, placeholders, tuple(TIMELINE_FACT_FIELDS), needed,
                            thresholds(rule.when), problem)
+
+
+def _reporter(problems: list[RuleProblem], label: str, rule_id: str) -> Any:
+    """A ``problem(field, message)`` callback for one rule of one file."""
+    def problem(field: str, message: str) -> None:
+        problems.append(RuleProblem(label, rule_id, field, message))
+    return problem
+
+
+def _check_document(meta: _PackFile, source: SourceRef, problem: Any) -> None:
+    if source.document not in meta.documents:
+        problem("source.document", f"unknown document {source.document!r}"
+                f"{suggest(source.document, tuple(meta.documents))}")
 
 
 def _check_explanation(text: str, placeholders: set[str], allowed: tuple[str, ...],
