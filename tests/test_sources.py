@@ -7,6 +7,7 @@ long quotes onto several lines; nothing else is normalised.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,11 @@ VERBATIM = [c for c in CITATIONS if c[2].get("verbatim", True)]
 
 def source_text(document: str) -> str:
     path = SOURCES_DIR / DOCUMENT_FILES[document]
-    assert path.is_file(), (
-        f"source text {path} is missing: CI provides ../shared/sources next to the repo")
+    if not path.is_file():
+        message = f"source text {path} is missing: it lives in ../shared/sources beside the repo"
+        if os.environ.get("CI"):  # CI always has it: a missing source there is a failure
+            pytest.fail(message)
+        pytest.skip(message + " (checked in CI)")
     return path.read_text(encoding="utf-8")
 
 
