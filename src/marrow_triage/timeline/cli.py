@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -58,11 +60,17 @@ def _time(value: str, option: str) -> datetime:
         fail([str(exc)])
 
 
-def _open(db: Path) -> Timeline:
+@contextmanager
+def _open(db: Path) -> Iterator[Timeline]:
+    """The timeline in ``db``, closed when the command is done."""
     try:
-        return Timeline(SQLiteStore(db))
+        store = SQLiteStore(db)
     except sqlite3.Error as exc:
         fail([f"--db {db}: cannot open: {exc}"])
+    try:
+        yield Timeline(store)
+    finally:
+        store.close()
 
 
 def _result_lines(result: TriageResult) -> list[str]:
@@ -86,13 +94,11 @@ def record(
     episode_id = _episode(episode)
     when = _time(at, "--at")
     report = read_report(file)
-    timeline = _open(db)
-    try:
-        result = timeline.record(episode_id, report, when)
-    except EngineError as exc:
-        fail([f"internal error: {exc}"], 1)
-    finally:
-        timeline.store.close()
+    with _open(db) as timeline:
+        try:
+            result = timeline.record(episode_id, report, when)
+        except EngineError as exc:
+            fail([f"internal error: {exc}"], 1)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
@@ -103,11 +109,8 @@ def record(
 def show(episode: Episode, db: Db = DEFAULT_DB, as_json: AsJson = False) -> None:
     """Print the episode's check-ins in time order with the level given at each."""
     episode_id = _episode(episode)
-    timeline = _open(db)
-    try:
+    with _open(db) as timeline:
         checkins = timeline.history(episode_id)
-    finally:
-        timeline.store.close()
     if as_json:
         typer.echo(json.dumps([
             {"at": c.at.isoformat(), "seq": c.seq,
@@ -130,11 +133,8 @@ def show(episode: Episode, db: Db = DEFAULT_DB, as_json: AsJson = False) -> None
 def forget(episode: Episode, db: Db = DEFAULT_DB) -> None:
     """Erase every check-in of the episode."""
     episode_id = _episode(episode)
-    timeline = _open(db)
-    try:
+    with _open(db) as timeline:
         count = timeline.forget(episode_id)
-    finally:
-        timeline.store.close()
     typer.echo(f"Erased {count} check-in(s) of episode {episode_id}.")
 
 
@@ -147,11 +147,8 @@ def overdue(
 ) -> None:
     """List episodes whose next check-in is overdue."""
     when = _time(now, "--now")
-    timeline = _open(db)
-    try:
+    with _open(db) as timeline:
         late = timeline.overdue(when, every_hours)
-    finally:
-        timeline.store.close()
     for item in late:
         typer.echo(f"{item.episode_id}: last check-in {describe_time(item.last_at)}, "
                    f"due {describe_time(item.due_at)}")
