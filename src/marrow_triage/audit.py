@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from importlib import metadata
 
 from .models import AuditRecord, SymptomReport, TriageResult
 
@@ -12,6 +11,8 @@ __all__ = ["audit_record", "library_version"]
 
 def library_version() -> str:
     """The installed version of marrow_triage."""
+    from importlib import metadata  # only audit records need it: keep it off import time
+
     try:
         return metadata.version("marrow-triage")
     except metadata.PackageNotFoundError:  # running from a source tree
