@@ -15,13 +15,15 @@ comparison on the exact value: ``floor(x·10⁶) ≥ t·10⁶ ⇔ x ≥ t`` when
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any
 
 from .conditions import AllOf, AnyOf, Condition, FieldTest
-from .facts import FactValue
+from .facts import TIMELINE_FACT_FIELDS, FactValue
 from .models import Urgency
 from .rules import RulePack
 
@@ -32,9 +34,16 @@ __all__ = [
     "compile_timeline",
     "engine_fact",
     "engine_number",
+    "fact_json",
 ]
 
 SCALE = 10**6
+_JSON_STRINGS: Mapping[str, str] = MappingProxyType({
+    text: json.dumps(text)
+    for field in TIMELINE_FACT_FIELDS.values()
+    for text in (field.name, *field.values)
+})
+"""JSON literals of every fact name and enum value, computed once."""
 CATCH_ALL = "catch-all"
 RULE_PREFIX = "rule:"
 QUESTION_PREFIX = "question:"
@@ -58,6 +67,28 @@ def engine_fact(facts: Mapping[str, FactValue]) -> dict[str, int | bool | str]:
     return out
 
 
+def fact_json(facts: Mapping[str, FactValue], tags: str) -> str:
+    """The JSON text of a fact as asserted into durable_rules.
+
+    ``tags`` is the already-encoded start of the object (``"t":"report","sid":"0",…``).
+    Built by hand because it runs for every report and ``json.dumps`` cost as much as
+    durable_rules' own matching; names and strings are JSON-encoded through a table of
+    the schema's names and enum values, with ``json.dumps`` for anything else.
+    """
+    parts = [tags]
+    for name, value in facts.items():
+        if value is True:
+            text = "true"
+        elif value is False:
+            text = "false"
+        elif isinstance(value, str):
+            text = _JSON_STRINGS.get(value) or json.dumps(value)
+        else:
+            text = str(engine_number(value))
+        parts.append(f"{_JSON_STRINGS.get(name) or json.dumps(name)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
 def count_field(level: Urgency) -> str:
     """Name of the findings-fact field counting findings at ``level``."""
     return f"n_{level.value}"
@@ -69,6 +100,12 @@ class CompiledRuleset:
 
     name: str
     rules: Mapping[str, Any]
+    escalation_thresholds: Mapping[str, int]
+    """Per findings-fact field, the fewest findings any escalation rule needs there.
+
+    While every count is below these, no escalation rule can match, and the engine need
+    not assert the findings fact at all.
+    """
 
     def definitions(self, action_for: Callable[[str], Action]) -> dict[str, Any]:
         """A fresh definitions dict for one ``Host``; durable_rules mutates what it is given."""
@@ -98,7 +135,8 @@ def compile_pack(pack: RulePack) -> CompiledRuleset:
         rules[QUESTION_PREFIX + question.id] = {"all": [{"m": {"$and": tests}}]}
     rules[CATCH_ALL] = {"all": [{"m": {"$ex": {"t": 1}}}]}
     name = f"marrow_triage_{pack.sha256[:16]}"
-    return CompiledRuleset(name=name, rules=dict(sorted(rules.items())))
+    return CompiledRuleset(name=name, rules=dict(sorted(rules.items())),
+                           escalation_thresholds=_escalation_thresholds(pack))
 
 
 def compile_timeline(pack: RulePack) -> CompiledRuleset:
@@ -120,7 +158,18 @@ def compile_timeline(pack: RulePack) -> CompiledRuleset:
             ]}}]}
     rules[CATCH_ALL] = {"all": [{"m": {"$ex": {"t": 1}}}]}
     name = f"marrow_timeline_{pack.sha256[:16]}"
-    return CompiledRuleset(name=name, rules=dict(sorted(rules.items())))
+    return CompiledRuleset(name=name, rules=dict(sorted(rules.items())),
+                           escalation_thresholds=_escalation_thresholds(pack))
+
+
+def _escalation_thresholds(pack: RulePack) -> dict[str, int]:
+    thresholds: dict[str, int] = {}
+    for rule in pack.rules:
+        if rule.when_findings is not None:
+            key = count_field(rule.when_findings.level)
+            least = rule.when_findings.at_least
+            thresholds[key] = min(least, thresholds.get(key, least))
+    return dict(sorted(thresholds.items()))
 
 
 def _condition(condition: Condition) -> Any:

@@ -39,10 +39,10 @@ from .compile import (
     CompiledRuleset,
     compile_pack,
     count_field,
-    engine_fact,
+    fact_json,
 )
-from .explain import build_result
-from .facts import report_facts
+from .explain import Explainer
+from .facts import FactValue, report_facts
 from .models import SymptomReport, TriageResult, Urgency
 from .rules import RulePack
 
@@ -85,6 +85,7 @@ class _Evaluator:
         self._levels = levels
         self._count_keys = {level: count_field(level) for level in Urgency}
         self._rule_count_key = {rule_id: count_field(level) for rule_id, level in levels.items()}
+        self._thresholds = compiled.escalation_thresholds
         self._host = _QuietHost(compiled.definitions(self._action))
         self._handle = self._host.get_ruleset(self._name)._handle
         self._runs = {key: self._action(key) for key in compiled.rules}
@@ -105,9 +106,9 @@ class _Evaluator:
         question_id = key.removeprefix(QUESTION_PREFIX)
         return lambda _closure: self._fired.questions.setdefault(question_id)
 
-    def evaluate(self, fact: dict[str, Any],
+    def evaluate(self, facts: Mapping[str, FactValue],
                  base_counts: Mapping[Urgency, int] | None = None) -> Fired:
-        """Assert ``fact``, run escalations, retract every fact asserted.
+        """Assert the report's ``facts``, run escalations, retract every fact asserted.
 
         ``base_counts`` are findings (per level) found elsewhere that escalation rules
         count as well as this evaluation's own. Raises if the session is not empty
@@ -116,8 +117,8 @@ class _Evaluator:
         self._fired = fired = Fired()
         self._c_state.clean = False
         self._c_state.has_session = True
-        self._assert({**fact, "t": "report", "sid": _SID, "id": "r"})
-        asserted = [_REPORT_KEY]
+        self._assert(fact_json(facts, _REPORT_TAGS))
+        summaries = 0
         # Escalations count findings; their own findings can feed higher escalations,
         # which the pack loader guarantees always raise the level, so this ends.
         seen = -1
@@ -129,13 +130,16 @@ class _Evaluator:
                       for level, key in self._count_keys.items()}
             for rule_id in fired.rules:
                 counts[self._rule_count_key[rule_id]] += 1
-            self._assert({"t": "findings", "sid": _SID, "id": f"f{layer}", **counts})
-            asserted.append({"sid": _SID, "id": f"f{layer}"})
-        self._retract(asserted)
+            if all(counts[key] < least for key, least in self._thresholds.items()):
+                break  # no escalation rule can match, now or after more layers
+            fields = ",".join(f'"{key}":{count}' for key, count in counts.items())
+            self._assert(f'{{"t":"findings","sid":"{_SID}","id":"f{layer}",{fields}}}')
+            summaries += 1
+        self._retract(_RETRACTIONS[summaries])
         self._c_state.clean = True
         return fired
 
-    def _assert(self, fact: dict[str, Any]) -> None:
+    def _assert(self, fact: str) -> None:
         """Assert one fact and run the actions it triggers, synchronously.
 
         What ``Host.assert_fact`` does for our actions (which keep no session state), minus
@@ -143,8 +147,7 @@ class _Evaluator:
         and re-encoded as JSON for every action): that was two thirds of an evaluation.
         """
         handle = self._handle
-        code, state_handle = durable_rules_engine.assert_fact(
-            handle, json.dumps(fact, ensure_ascii=False))[:2]
+        code, state_handle = durable_rules_engine.assert_fact(handle, fact)[:2]
         if code in (1, 2):  # not handled / already observed: impossible with a catch-all
             raise RuntimeError(f"durable_rules refused the fact (code {code})")
         if code == 3:
@@ -164,11 +167,10 @@ class _Evaluator:
             message = durable_rules_engine.complete_and_start_action(handle, state_handle)
 
 
-    def _retract(self, keys: list[dict[str, str]]) -> None:
-        """Retract facts by session and id; the session must then hold no fact."""
+    def _retract(self, keys: str) -> None:
+        """Retract facts (a JSON list of session and id); the session must then be empty."""
         handle = self._handle
-        code, state_handle = durable_rules_engine.retract_facts(
-            handle, json.dumps(keys))[:2]
+        code, state_handle = durable_rules_engine.retract_facts(handle, keys)[:2]
         if code not in (0, 3):
             raise RuntimeError(f"durable_rules refused the retraction (code {code})")
         if durable_rules_engine.start_action_for_state(handle, 0 if code == 3 else state_handle):
@@ -179,7 +181,12 @@ class _Evaluator:
 
 
 _SID = "0"
-_REPORT_KEY = {"sid": _SID, "id": "r"}
+_REPORT_TAGS = f'"t":"report","sid":"{_SID}","id":"r"'
+_RETRACTIONS = tuple(
+    json.dumps([{"sid": _SID, "id": "r"}] + [{"sid": _SID, "id": f"f{n}"} for n in range(layers)])
+    for layers in range(len(Urgency) + 1)
+)
+"""JSON retracting the report fact and the first 0, 1, … findings facts (by that number)."""
 
 
 def _ignore(_closure: Any) -> None:
@@ -238,12 +245,12 @@ class EvaluatorPool:
         """Return a host after an evaluation that completed normally."""
         self._pool.put(evaluator)
 
-    def evaluate(self, fact: dict[str, Any],
+    def evaluate(self, facts: Mapping[str, FactValue],
                  base_counts: Mapping[Urgency, int] | None = None) -> Fired:
-        """Evaluate one fact in a fresh session; a failed host is dropped, not reused."""
+        """Evaluate one report's facts; a host that fails is dropped, not reused."""
         evaluator = self.checkout()
         try:
-            fired = evaluator.evaluate(fact, base_counts)
+            fired = evaluator.evaluate(facts, base_counts)
         except Exception as exc:
             raise EngineError(f"rule engine failed: {exc}") from exc
         self.give_back(evaluator)
@@ -264,6 +271,7 @@ class TriageEngine:
     def __init__(self, pack: RulePack) -> None:
         self.pack = pack
         self._compiled = compile_pack(pack)
+        self._explainer = Explainer(pack)
         self._hosts = EvaluatorPool(self._compiled, {rule.id: rule.level for rule in pack.rules})
 
     @classmethod
@@ -318,8 +326,8 @@ class TriageEngine:
 
     def _run(self, evaluator: _Evaluator, report: SymptomReport) -> TriageResult:
         facts = report_facts(report)
-        fired = evaluator.evaluate(engine_fact(facts))
-        return build_result(self.pack, report, facts, fired.rules, fired.questions)
+        fired = evaluator.evaluate(facts)
+        return self._explainer.build(report, facts, fired.rules, fired.questions)
 
     def _checkout(self) -> _Evaluator:
         return self._hosts.checkout()

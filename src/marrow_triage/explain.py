@@ -21,7 +21,7 @@ from .models import (
 from .rules import RulePack, RuleSpec
 from .units import decimal_of, format_number, format_temperature
 
-__all__ = ["build_result", "render_value"]
+__all__ = ["Explainer", "render_value"]
 
 NOT_ANSWERED = "not answered"
 
@@ -49,53 +49,67 @@ def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue
     return format_number(value)  # type: ignore[arg-type]
 
 
-def build_result(
-    pack: RulePack,
-    report: SymptomReport,
-    facts: Mapping[str, FactValue],
-    fired_rules: Iterable[str],
-    fired_questions: Iterable[str],
-) -> TriageResult:
-    """Assemble the result for the rules and questions that fired."""
-    rules = sorted((pack.rule(rule_id) for rule_id in fired_rules),
-                   key=lambda r: (-r.level.rank, r.id))
-    findings = tuple(_finding(pack, rule, rules, report, facts) for rule in rules)
-    level = findings[0].level if findings else Urgency.SELF_CARE
-    questions_by_id = {q.id: q for q in pack.questions}
-    questions = tuple(
-        Question(field=questions_by_id[qid].field, text=questions_by_id[qid].text)
-        for qid in sorted(set(fired_questions))
-    )
-    return TriageResult(
-        level=level,
-        action=level.action,
-        summary=_summary(level, rules, questions),
-        findings=findings,
-        advice=_unique(a for f in findings for a in f.advice),
-        reassurance=_unique(r for rule in rules for r in rule.reassurance),
-        questions=questions,
-        ruleset=RulesetInfo(name=pack.name, version=pack.version, sha256=pack.sha256),
-    )
+class Explainer:
+    """Builds the :class:`TriageResult` for the rules and questions that fired.
 
+    Made once per engine: everything that depends only on the pack (rule order, citations,
+    questions, the ruleset's identity) is built here, once. Findings are immutable, so one
+    with the same rule, explanation and basis is shared between results instead of being
+    validated again; the cache is bounded.
+    """
 
-def _finding(pack: RulePack, rule: RuleSpec, fired: list[RuleSpec], report: SymptomReport,
-             facts: Mapping[str, FactValue]) -> Finding:
-    based_on: tuple[str, ...] = ()
-    if rule.when_findings is not None:
-        counted = [r for r in fired if r.level is rule.when_findings.level]
-        based_on = tuple(r.id for r in counted)
-        explanation = rule.explanation.format(
-            count=len(counted), findings="; ".join(r.title for r in counted))
-    else:
-        explanation = rule.explanation.format_map(_MeasuredValues(report, facts))
-    return Finding(
-        rule_id=rule.id,
-        level=rule.level,
-        explanation=explanation,
-        advice=rule.advice,
-        source=pack.source(rule),
-        based_on=based_on,
-    )
+    def __init__(self, pack: RulePack, max_cached_findings: int = 4096) -> None:
+        self._rules = {rule.id: rule for rule in pack.rules}
+        self._order = {rule.id: (-rule.level.rank, rule.id) for rule in pack.rules}
+        self._sources = {rule.id: pack.source(rule) for rule in pack.rules}
+        self._questions = {q.id: Question(field=q.field, text=q.text) for q in pack.questions}
+        self._ruleset = RulesetInfo(name=pack.name, version=pack.version, sha256=pack.sha256)
+        self._findings: dict[tuple[str, str, tuple[str, ...]], Finding] = {}
+        self._max_cached = max_cached_findings
+
+    def build(self, report: SymptomReport, facts: Mapping[str, FactValue],
+              fired_rules: Iterable[str], fired_questions: Iterable[str]) -> TriageResult:
+        """The result for ``report`` given the ids of the rules and questions that fired."""
+        ordered = sorted(fired_rules, key=self._order.__getitem__)
+        rules = [self._rules[rule_id] for rule_id in ordered]
+        findings = tuple(self._finding(rule, rules, report, facts) for rule in rules)
+        level = rules[0].level if rules else Urgency.SELF_CARE
+        questions = tuple(self._questions[qid] for qid in sorted(set(fired_questions)))
+        return TriageResult(
+            level=level,
+            action=level.action,
+            summary=_summary(level, rules, questions),
+            findings=findings,
+            advice=_unique(a for rule in rules for a in rule.advice),
+            reassurance=_unique(r for rule in rules for r in rule.reassurance),
+            questions=questions,
+            ruleset=self._ruleset,
+        )
+
+    def _finding(self, rule: RuleSpec, fired: list[RuleSpec], report: SymptomReport,
+                 facts: Mapping[str, FactValue]) -> Finding:
+        based_on: tuple[str, ...] = ()
+        if rule.when_findings is not None:
+            counted = [r for r in fired if r.level is rule.when_findings.level]
+            based_on = tuple(r.id for r in counted)
+            explanation = rule.explanation.format(
+                count=len(counted), findings="; ".join(r.title for r in counted))
+        else:
+            explanation = rule.explanation.format_map(_MeasuredValues(report, facts))
+        key = (rule.id, explanation, based_on)
+        finding = self._findings.get(key)
+        if finding is None:
+            if len(self._findings) >= self._max_cached:
+                self._findings.clear()
+            finding = self._findings[key] = Finding(
+                rule_id=rule.id,
+                level=rule.level,
+                explanation=explanation,
+                advice=rule.advice,
+                source=self._sources[rule.id],
+                based_on=based_on,
+            )
+        return finding
 
 
 class _MeasuredValues(dict[str, str]):
@@ -111,7 +125,7 @@ class _MeasuredValues(dict[str, str]):
 
 
 def _summary(level: Urgency, rules: list[RuleSpec], questions: tuple[Question, ...]) -> str:
-    warnings = [r.title for r in rules if r.level > Urgency.SELF_CARE]
+    warnings = [r.title for r in rules if r.level is not Urgency.SELF_CARE]
     if warnings:
         shown = ", ".join(warnings[:3]) + (f" and {len(warnings) - 3} more" if
                                            len(warnings) > 3 else "")

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from .models import Bleeding, Bruising, PainTrend, SiteDischarge, SymptomReport
-from .units import celsius, decimal_of
+from .units import celsius, exact
 
 __all__ = [
     "FACT_FIELDS",
@@ -124,19 +124,21 @@ TIMELINE_FACT_FIELDS: Mapping[str, FactField] = MappingProxyType(
 """What a timeline rule may test: the current check-in's facts and the history facts."""
 
 
+_READ_PLAN = tuple((f.name, f.report_field, f.kind) for f in FACT_FIELDS.values())
+"""Fact name, report field and kind, in schema order."""
+
+
 def report_facts(report: SymptomReport) -> dict[str, FactValue]:
     """The facts a report states, exactly. Fields the patient did not answer are absent."""
     facts: dict[str, FactValue] = {}
-    for field in FACT_FIELDS.values():
-        raw = getattr(report, field.report_field)
+    for name, report_field, kind in _READ_PLAN:
+        raw = getattr(report, report_field)
         if raw is None:
             continue
-        if field.name == "temperature_c":
-            facts[field.name] = celsius(report.temperature) if report.temperature else Fraction(0)
-        elif field.kind == "number":
-            facts[field.name] = Fraction(decimal_of(raw))
-        elif field.kind == "enum":
-            facts[field.name] = str(raw.value)
+        if kind == "number":
+            facts[name] = celsius(raw) if name == "temperature_c" else exact(raw)
+        elif kind == "enum":
+            facts[name] = str(raw.value)
         else:
-            facts[field.name] = raw
+            facts[name] = raw
     return facts

@@ -41,7 +41,7 @@ class Urgency(enum.StrEnum):
     @property
     def rank(self) -> int:
         """Position in the order, 0 for ``self_care`` up to 3 for ``emergency``."""
-        return _URGENCY_ORDER.index(self)
+        return _URGENCY_RANKS[self]
 
     @property
     def action(self) -> str:
@@ -77,8 +77,8 @@ class Urgency(enum.StrEnum):
             return NotImplemented
         return self.rank >= rank
 
-    def __hash__(self) -> int:
-        return hash(self.value)
+    # Hash as the level name (as ``hash(self.value)`` would), in C: levels key hot dicts.
+    __hash__ = str.__hash__
 
     def __str__(self) -> str:
         return self.value
@@ -98,6 +98,7 @@ def _rank_of(other: object) -> int | None:
 
 
 _URGENCY_ORDER = (Urgency.SELF_CARE, Urgency.SOON, Urgency.URGENT, Urgency.EMERGENCY)
+_URGENCY_RANKS = {level: rank for rank, level in enumerate(_URGENCY_ORDER)}
 _URGENCY_ACTIONS = {
     Urgency.EMERGENCY: "Call emergency services now.",
     Urgency.URGENT: "Call your care team now, day or night.",

@@ -14,7 +14,17 @@ from fractions import Fraction
 
 from .models import Temperature, TemperatureUnit
 
-__all__ = ["celsius", "decimal_of", "fahrenheit", "format_number", "format_temperature"]
+__all__ = [
+    "celsius",
+    "decimal_of",
+    "exact",
+    "fahrenheit",
+    "format_number",
+    "format_temperature",
+]
+
+_WHOLE_FLOATS = 2**53
+"""Below this, a whole float's shortest decimal is the integer itself."""
 
 
 def decimal_of(value: float | int) -> Decimal:
@@ -22,9 +32,18 @@ def decimal_of(value: float | int) -> Decimal:
     return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
+def exact(value: float | int) -> Fraction:
+    """The decimal a number was written as, as an exact fraction (``20.1`` is 201/10)."""
+    if isinstance(value, int):
+        return Fraction(value)
+    if value.is_integer() and -_WHOLE_FLOATS < value < _WHOLE_FLOATS:
+        return Fraction(int(value))  # same value as via the decimal, without parsing it
+    return Fraction(decimal_of(value))
+
+
 def celsius(reading: Temperature) -> Fraction:
     """The reading in degrees Celsius, exactly."""
-    value = Fraction(decimal_of(reading.value))
+    value = exact(reading.value)
     if reading.unit is TemperatureUnit.CELSIUS:
         return value
     return (value - 32) * Fraction(5, 9)
@@ -32,7 +51,7 @@ def celsius(reading: Temperature) -> Fraction:
 
 def fahrenheit(reading: Temperature) -> Fraction:
     """The reading in degrees Fahrenheit, exactly."""
-    value = Fraction(decimal_of(reading.value))
+    value = exact(reading.value)
     if reading.unit is TemperatureUnit.FAHRENHEIT:
         return value
     return value * Fraction(9, 5) + 32

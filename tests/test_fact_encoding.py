@@ -1,0 +1,56 @@
+"""How a report's facts reach durable_rules: the exact value of what was typed, and JSON
+text that says the same as the facts (the engine builds it by hand, for speed)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from marrow_triage import SymptomReport
+from marrow_triage.compile import engine_fact, fact_json
+from marrow_triage.facts import FACT_FIELDS, FactValue, report_facts
+from marrow_triage.testing import reports
+from marrow_triage.units import decimal_of, exact
+
+TAGS = '"t":"report","sid":"0","id":"r"'
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-10**20, 10**20))
+def test_exact_is_the_decimal_as_written(value: float) -> None:
+    assert exact(value) == Fraction(decimal_of(value))
+
+
+def test_exact_of_whole_floats_beyond_2_53_uses_the_written_decimal() -> None:
+    # 1e23 is stored as 99999999999999991611392; the decimal written was 10**23.
+    assert exact(1e23) == 10**23
+    assert exact(20.0) == 20
+    assert exact(100.94) == Fraction(10094, 100)
+
+
+_names = st.sampled_from(sorted(FACT_FIELDS)) | st.text(max_size=12)
+_values: st.SearchStrategy[FactValue] = st.one_of(
+    st.booleans(),
+    st.integers(-10**6, 10**6),
+    st.fractions(min_value=-10**4, max_value=10**4, max_denominator=10**7),
+    st.sampled_from([v for f in FACT_FIELDS.values() for v in f.values]),
+    st.text(max_size=20),
+)
+
+
+@given(st.dictionaries(_names, _values, max_size=12))
+def test_fact_json_says_what_engine_fact_says(facts: dict[str, FactValue]) -> None:
+    parsed = json.loads(fact_json(facts, TAGS))
+    assert parsed == {"t": "report", "sid": "0", "id": "r", **engine_fact(facts)}
+    # Booleans stay booleans (True == 1 in Python, not in the engine).
+    for name, value in facts.items():
+        assert type(parsed[name]) is type(engine_fact({name: value})[name])
+
+
+@given(reports())
+def test_every_report_fact_is_encoded(report: SymptomReport) -> None:
+    facts = report_facts(report)
+    parsed = json.loads(fact_json(facts, TAGS))
+    assert set(parsed) == {"t", "sid", "id", *facts}
