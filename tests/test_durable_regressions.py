@@ -218,7 +218,8 @@ def test_nothing_carries_over_between_evaluations_on_one_host(
         engine: TriageEngine, first: SymptomReport, second: SymptomReport) -> None:
     # Each host keeps one durable_rules session and retracts every fact after an
     # evaluation (creating and deleting a session per report costs ~0.6 MB of C
-    # allocations). A fact left behind would add findings to the next report.
+    # allocations), and the explainer caches findings by the values they show. A fact
+    # left behind, or a finding cached under too coarse a key, would change the result.
     alone = TriageEngine(engine.pack).triage(second)
     engine.triage(first)
     assert engine.triage(second).model_dump_json() == alone.model_dump_json()

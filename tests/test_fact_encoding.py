@@ -3,19 +3,26 @@ text that says the same as the facts (the engine builds it by hand, for speed)."
 
 from __future__ import annotations
 
+import decimal
 import json
 from fractions import Fraction
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marrow_triage import SymptomReport
-from marrow_triage.compile import engine_fact, fact_json
+from marrow_triage.compile import engine_fact, fact_members, report_members
 from marrow_triage.facts import FACT_FIELDS, FactValue, report_facts
 from marrow_triage.testing import reports
 from marrow_triage.units import decimal_of, exact
 
 TAGS = '"t":"report","sid":"0","id":"r"'
+
+
+def fact_json(facts: dict[str, FactValue], tags: str) -> str:
+    members = fact_members(facts)
+    return "{" + tags + ("," + members if members else "") + "}"
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-10**20, 10**20))
@@ -54,3 +61,37 @@ def test_every_report_fact_is_encoded(report: SymptomReport) -> None:
     facts = report_facts(report)
     parsed = json.loads(fact_json(facts, TAGS))
     assert set(parsed) == {"t", "sid", "id", *facts}
+
+
+@settings(max_examples=500)
+@given(reports())
+def test_the_direct_route_from_a_report_agrees_with_the_exact_facts(
+        report: SymptomReport) -> None:
+    # The engine encodes reports without building fractions; the exact facts are what
+    # the rules are specified against, so the two must agree on every report.
+    assert report_members(report) == fact_members(report_facts(report))
+
+
+@pytest.mark.parametrize(("value", "unit", "millionths"), [
+    (100.94, "F", 38_300_000),  # exactly 38.3 °C
+    (100.939, "F", 38_299_444),
+    (101.0, "F", 38_333_333),
+    (38.3, "C", 38_300_000),
+    (38.2999999, "C", 38_299_999),
+    (86, "F", 30_000_000),
+])
+def test_engine_temperatures_are_floored_millionths_of_the_exact_celsius(
+        value: float, unit: str, millionths: int) -> None:
+    report = SymptomReport.model_validate(
+        {"hours_since_procedure": 2, "temperature": {"value": value, "unit": unit}})
+    assert json.loads("{" + report_members(report) + "}")["temperature_c"] == millionths
+
+
+def test_encoding_ignores_the_applications_decimal_context() -> None:
+    report = SymptomReport.model_validate(
+        {"hours_since_procedure": 20.123456, "temperature": {"value": 100.939, "unit": "F"}})
+    expected = report_members(report)
+    with decimal.localcontext() as context:
+        context.prec = 3
+        context.rounding = decimal.ROUND_UP
+        assert report_members(report) == expected

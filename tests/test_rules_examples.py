@@ -380,3 +380,11 @@ def test_json_entry_point_matches_dict_entry_point(engine: TriageEngine) -> None
     text = '{"hours_since_procedure": 30, "temperature": {"value": 100.94, "unit": "F"}}'
     assert engine.triage_json(text) == engine.triage(
         {"hours_since_procedure": 30, "temperature": F(100.94)})
+
+
+@pytest.mark.parametrize("hours", [-0.0, 0, 0.0])
+def test_zero_hours_shows_as_0_however_it_was_written(hours: float) -> None:
+    # Findings are cached by the values they show, so equal values must render the same.
+    result = TriageEngine.default().triage({"hours_since_procedure": hours,
+                                            "received_sedation": True})
+    assert "it is 0 hours (about 0 days) since" in result.findings[0].explanation

@@ -18,14 +18,16 @@ import copy
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Context
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
 from .conditions import AllOf, AnyOf, Condition, FieldTest
-from .facts import TIMELINE_FACT_FIELDS, FactValue
-from .models import Urgency
+from .facts import READ_PLAN, TIMELINE_FACT_FIELDS, FactValue
+from .models import SymptomReport, TemperatureUnit, Urgency
 from .rules import RulePack
+from .units import decimal_of
 
 __all__ = [
     "CATCH_ALL",
@@ -34,10 +36,15 @@ __all__ = [
     "compile_timeline",
     "engine_fact",
     "engine_number",
-    "fact_json",
+    "fact_members",
+    "report_members",
 ]
 
 SCALE = 10**6
+_WHOLE_FLOATS = 2**53
+_EXACT = Context(prec=64, rounding=ROUND_FLOOR)
+"""Our own decimal context: enough digits to be exact for any float, whatever the
+application has done to the thread's default context."""
 _JSON_STRINGS: Mapping[str, str] = MappingProxyType({
     text: json.dumps(text)
     for field in TIMELINE_FACT_FIELDS.values()
@@ -67,26 +74,72 @@ def engine_fact(facts: Mapping[str, FactValue]) -> dict[str, int | bool | str]:
     return out
 
 
-def fact_json(facts: Mapping[str, FactValue], tags: str) -> str:
-    """The JSON text of a fact as asserted into durable_rules.
+def fact_members(facts: Mapping[str, FactValue]) -> str:
+    """The members of a fact's JSON object (``"name":value,…``) as durable_rules sees them.
 
-    ``tags`` is the already-encoded start of the object (``"t":"report","sid":"0",…``).
     Built by hand because it runs for every report and ``json.dumps`` cost as much as
     durable_rules' own matching; names and strings are JSON-encoded through a table of
     the schema's names and enum values, with ``json.dumps`` for anything else.
     """
-    parts = [tags]
-    for name, value in facts.items():
-        if value is True:
-            text = "true"
-        elif value is False:
-            text = "false"
-        elif isinstance(value, str):
-            text = _JSON_STRINGS.get(value) or json.dumps(value)
+    return ",".join(f"{_json_string(name)}:{_json_value(value)}"
+                    for name, value in facts.items())
+
+
+def report_members(report: SymptomReport) -> str:
+    """:func:`fact_members` of ``report_facts(report)``, computed without fractions.
+
+    The engine's whole millionths come straight from the decimal the patient typed
+    (``floor(d·10⁶)``; in °F, ``floor((d − 32)·5·10⁶) // 9``, the same as
+    ``floor((d − 32)·5/9·10⁶)``). Tests check it against the exact route for every report.
+    """
+    members = []
+    for name, report_field, kind in READ_PLAN:
+        raw = getattr(report, report_field)
+        if raw is None:
+            continue
+        if kind == "number":
+            if name == "temperature_c":
+                text = str(_engine_celsius(raw.value, raw.unit))
+            else:
+                text = str(_engine_decimal(raw))
+        elif kind == "enum":
+            text = _json_string(str(raw.value))
+        elif kind == "boolean":
+            text = "true" if raw else "false"
         else:
-            text = str(engine_number(value))
-        parts.append(f"{_JSON_STRINGS.get(name) or json.dumps(name)}:{text}")
-    return "{" + ",".join(parts) + "}"
+            text = str(raw * SCALE)
+        members.append(f"{_json_string(name)}:{text}")
+    return ",".join(members)
+
+
+def _engine_decimal(value: float | int) -> int:
+    if isinstance(value, int):
+        return value * SCALE
+    if value.is_integer() and -_WHOLE_FLOATS < value < _WHOLE_FLOATS:
+        return int(value) * SCALE
+    return int(decimal_of(value).scaleb(6, _EXACT).to_integral_value(context=_EXACT))
+
+
+def _engine_celsius(value: float | int, unit: TemperatureUnit) -> int:
+    if unit is TemperatureUnit.CELSIUS:
+        return _engine_decimal(value)
+    # floor(x / 9) == floor(x) // 9 for any real x.
+    shifted = _EXACT.multiply(_EXACT.subtract(decimal_of(value), 32), 5 * SCALE)
+    return int(shifted.to_integral_value(context=_EXACT)) // 9
+
+
+def _json_string(text: str) -> str:
+    return _JSON_STRINGS.get(text) or json.dumps(text)
+
+
+def _json_value(value: FactValue) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _json_string(value)
+    return str(engine_number(value))
 
 
 def count_field(level: Urgency) -> str:

@@ -39,10 +39,9 @@ from .compile import (
     CompiledRuleset,
     compile_pack,
     count_field,
-    fact_json,
+    report_members,
 )
 from .explain import Explainer
-from .facts import FactValue, report_facts
 from .models import SymptomReport, TriageResult, Urgency
 from .rules import RulePack
 
@@ -106,9 +105,11 @@ class _Evaluator:
         question_id = key.removeprefix(QUESTION_PREFIX)
         return lambda _closure: self._fired.questions.setdefault(question_id)
 
-    def evaluate(self, facts: Mapping[str, FactValue],
+    def evaluate(self, members: str,
                  base_counts: Mapping[Urgency, int] | None = None) -> Fired:
-        """Assert the report's ``facts``, run escalations, retract every fact asserted.
+        """Assert the report fact, run escalations, retract every fact asserted.
+
+        ``members`` are the report fact's JSON members (``compile.fact_members``).
 
         ``base_counts`` are findings (per level) found elsewhere that escalation rules
         count as well as this evaluation's own. Raises if the session is not empty
@@ -117,7 +118,7 @@ class _Evaluator:
         self._fired = fired = Fired()
         self._c_state.clean = False
         self._c_state.has_session = True
-        self._assert(fact_json(facts, _REPORT_TAGS))
+        self._assert(f"{{{_REPORT_TAGS},{members}}}" if members else f"{{{_REPORT_TAGS}}}")
         summaries = 0
         # Escalations count findings; their own findings can feed higher escalations,
         # which the pack loader guarantees always raise the level, so this ends.
@@ -245,12 +246,12 @@ class EvaluatorPool:
         """Return a host after an evaluation that completed normally."""
         self._pool.put(evaluator)
 
-    def evaluate(self, facts: Mapping[str, FactValue],
+    def evaluate(self, members: str,
                  base_counts: Mapping[Urgency, int] | None = None) -> Fired:
-        """Evaluate one report's facts; a host that fails is dropped, not reused."""
+        """Evaluate one report fact (its JSON members); a failed host is dropped."""
         evaluator = self.checkout()
         try:
-            fired = evaluator.evaluate(facts, base_counts)
+            fired = evaluator.evaluate(members, base_counts)
         except Exception as exc:
             raise EngineError(f"rule engine failed: {exc}") from exc
         self.give_back(evaluator)
@@ -325,9 +326,8 @@ class TriageEngine:
         return await asyncio.to_thread(self.triage, validated)
 
     def _run(self, evaluator: _Evaluator, report: SymptomReport) -> TriageResult:
-        facts = report_facts(report)
-        fired = evaluator.evaluate(facts)
-        return self._explainer.build(report, facts, fired.rules, fired.questions)
+        fired = evaluator.evaluate(report_members(report))
+        return self._explainer.build(report, fired.rules, fired.questions)
 
     def _checkout(self) -> _Evaluator:
         return self._hosts.checkout()

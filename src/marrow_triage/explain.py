@@ -6,10 +6,11 @@ shows what was measured and (as the loader checks) the threshold it was held aga
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
-from .facts import FACT_FIELDS, FactValue
+from .facts import FACT_FIELDS, FactValue, report_facts
 from .models import (
     Finding,
     Question,
@@ -37,7 +38,8 @@ def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue
     if name == "hours_since_procedure":
         assert isinstance(value, Fraction)
         # The hours as given: rounding 23.99 up to "24" would contradict "below 24".
-        hours = format(decimal_of(report.hours_since_procedure).normalize(), "f")
+        # abs(): -0.0 (which validation lets through) shows as "0", as 0 and 0.0 do.
+        hours = format(decimal_of(abs(report.hours_since_procedure)).normalize(), "f")
         days = format_number(value / 24, 1)
         return f"{hours} hours (about {days} day{'' if days == '1' else 's'})"
     if field.kind == "boolean":
@@ -53,33 +55,52 @@ class Explainer:
     """Builds the :class:`TriageResult` for the rules and questions that fired.
 
     Made once per engine: everything that depends only on the pack (rule order, citations,
-    questions, the ruleset's identity) is built here, once. Findings are immutable, so one
-    with the same rule, explanation and basis is shared between results instead of being
-    validated again; the cache is bounded.
+    questions, the ruleset's identity) is built here, once. A finding depends only on its
+    rule and the report fields its explanation shows (or, for an escalation, the findings
+    it counts), and is immutable, so it is kept in a bounded cache keyed by exactly those
+    and shared between results instead of being rendered and validated again.
     """
 
     def __init__(self, pack: RulePack, max_cached_findings: int = 4096) -> None:
         self._rules = {rule.id: rule for rule in pack.rules}
         self._order = {rule.id: (-rule.level.rank, rule.id) for rule in pack.rules}
         self._sources = {rule.id: pack.source(rule) for rule in pack.rules}
+        self._shown = {rule.id: _shown_fields(rule.explanation)
+                       for rule in pack.rules if rule.when_findings is None}
         self._questions = {q.id: Question(field=q.field, text=q.text) for q in pack.questions}
         self._ruleset = RulesetInfo(name=pack.name, version=pack.version, sha256=pack.sha256)
-        self._findings: dict[tuple[str, str, tuple[str, ...]], Finding] = {}
+        self._findings: dict[tuple[object, ...], Finding] = {}
         self._max_cached = max_cached_findings
 
-    def build(self, report: SymptomReport, facts: Mapping[str, FactValue],
-              fired_rules: Iterable[str], fired_questions: Iterable[str]) -> TriageResult:
+    def build(self, report: SymptomReport, fired_rules: Iterable[str],
+              fired_questions: Iterable[str]) -> TriageResult:
         """The result for ``report`` given the ids of the rules and questions that fired."""
         ordered = sorted(fired_rules, key=self._order.__getitem__)
         rules = [self._rules[rule_id] for rule_id in ordered]
-        findings = tuple(self._finding(rule, rules, report, facts) for rule in rules)
+        facts: dict[str, FactValue] | None = None
+        findings = []
+        for rule in rules:
+            if rule.when_findings is not None:
+                level = rule.when_findings.level
+                key: tuple[object, ...] = (rule.id, *(r.id for r in rules if r.level is level))
+            else:
+                key = (rule.id, *(getattr(report, name) for name in self._shown[rule.id]))
+            finding = self._findings.get(key)
+            if finding is None:
+                if facts is None:
+                    facts = report_facts(report)
+                finding = self._finding(rule, rules, report, facts)
+                if len(self._findings) >= self._max_cached:
+                    self._findings.clear()
+                self._findings[key] = finding
+            findings.append(finding)
         level = rules[0].level if rules else Urgency.SELF_CARE
         questions = tuple(self._questions[qid] for qid in sorted(set(fired_questions)))
         return TriageResult(
             level=level,
             action=level.action,
             summary=_summary(level, rules, questions),
-            findings=findings,
+            findings=tuple(findings),
             advice=_unique(a for rule in rules for a in rule.advice),
             reassurance=_unique(r for rule in rules for r in rule.reassurance),
             questions=questions,
@@ -96,20 +117,24 @@ class Explainer:
                 count=len(counted), findings="; ".join(r.title for r in counted))
         else:
             explanation = rule.explanation.format_map(_MeasuredValues(report, facts))
-        key = (rule.id, explanation, based_on)
-        finding = self._findings.get(key)
-        if finding is None:
-            if len(self._findings) >= self._max_cached:
-                self._findings.clear()
-            finding = self._findings[key] = Finding(
-                rule_id=rule.id,
-                level=rule.level,
-                explanation=explanation,
-                advice=rule.advice,
-                source=self._sources[rule.id],
-                based_on=based_on,
-            )
-        return finding
+        return Finding(
+            rule_id=rule.id,
+            level=rule.level,
+            explanation=explanation,
+            advice=rule.advice,
+            source=self._sources[rule.id],
+            based_on=based_on,
+        )
+
+
+def _shown_fields(template: str) -> tuple[str, ...]:
+    """The report fields whose values a report rule's explanation shows.
+
+    Equal values of a field always render the same (``20`` and ``20.0`` hours both show
+    as "20"), so these values, with the rule, determine the explanation.
+    """
+    names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    return tuple(sorted({FACT_FIELDS[name].report_field for name in names}))
 
 
 class _MeasuredValues(dict[str, str]):

@@ -20,6 +20,7 @@ from .units import celsius, exact
 __all__ = [
     "FACT_FIELDS",
     "HISTORY_FACT_FIELDS",
+    "READ_PLAN",
     "TIMELINE_FACT_FIELDS",
     "FactField",
     "FactValue",
@@ -124,14 +125,14 @@ TIMELINE_FACT_FIELDS: Mapping[str, FactField] = MappingProxyType(
 """What a timeline rule may test: the current check-in's facts and the history facts."""
 
 
-_READ_PLAN = tuple((f.name, f.report_field, f.kind) for f in FACT_FIELDS.values())
-"""Fact name, report field and kind, in schema order."""
+READ_PLAN = tuple((f.name, f.report_field, f.kind) for f in FACT_FIELDS.values())
+"""Fact name, report field and kind of every report fact, in schema order."""
 
 
 def report_facts(report: SymptomReport) -> dict[str, FactValue]:
     """The facts a report states, exactly. Fields the patient did not answer are absent."""
     facts: dict[str, FactValue] = {}
-    for name, report_field, kind in _READ_PLAN:
+    for name, report_field, kind in READ_PLAN:
         raw = getattr(report, report_field)
         if raw is None:
             continue

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from ..compile import compile_timeline
+from ..compile import compile_timeline, fact_members
 from ..conditions import condition_fields
 from ..engine import EvaluatorPool, TriageEngine
 from ..explain import render_value
@@ -127,7 +127,7 @@ class Timeline:
         history = derive(earlier, report, at, settings)
         facts.update(history.facts)
         base = Counter(f.level for f in single.findings if f.rule_id not in self._escalations)
-        fired = self._hosts.evaluate(facts, base)
+        fired = self._hosts.evaluate(fact_members(facts), base)
         if set(fired.rules) <= {f.rule_id for f in single.findings}:
             return single
         return self._combine(single, report, facts, history, fired.rules)
