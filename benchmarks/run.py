@@ -53,107 +53,150 @@ TARGETS = {"overhead": 1.3, "zen": 3.0, "p50_us": 100.0, "p99_us": 1000.0, "batc
 
 
 class Timing:
-    """Wall-clock p50/p99 and throughput, plus mean CPU time of the measuring thread.
+    """Wall-clock p50/p99 and throughput, plus CPU time per item of the measuring thread.
 
     Ratios use CPU time: on a shared machine, wall time also counts time spent waiting
-    for a core, which says nothing about the evaluators.
+    for a core, which says nothing about the evaluators. Each contender is measured in
+    several rounds, interleaved with the others, so that a slow spell of the machine hits
+    them all alike; CPU time is the median of the rounds' means, p50/p99 pool every sample.
     """
 
-    def __init__(self, name: str, samples_ns: list[int], cpu_ns: int) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        ordered = sorted(samples_ns)
-        self.p50_us = ordered[len(ordered) // 2] / 1000
-        self.p99_us = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1000
-        self.mean_us = statistics.fmean(ordered) / 1000
-        self.per_s = 1e6 / self.mean_us
-        self.cpu_us = cpu_ns / len(ordered) / 1000
+        self.samples_ns: list[int] = []
+        self.round_cpu_us: list[float] = []
+
+    def add_round(self, samples_ns: list[int], cpu_ns: int) -> None:
+        self.samples_ns.extend(samples_ns)
+        self.round_cpu_us.append(cpu_ns / len(samples_ns) / 1000)
+
+    @property
+    def p50_us(self) -> float:
+        return sorted(self.samples_ns)[len(self.samples_ns) // 2] / 1000
+
+    @property
+    def p99_us(self) -> float:
+        ordered = sorted(self.samples_ns)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1000
+
+    @property
+    def mean_us(self) -> float:
+        return statistics.fmean(self.samples_ns) / 1000
+
+    @property
+    def per_s(self) -> float:
+        return 1e6 / self.mean_us
+
+    @property
+    def cpu_us(self) -> float:
+        return statistics.median(self.round_cpu_us)
 
 
-def measure(name: str, call: Callable[[Any], object], items: Sequence[Any]) -> Timing:
-    for item in items[: max(200, len(items) // 10)]:  # warm-up
-        call(item)
-    # As timeit does: no collector pauses inside the timed loop (see README).
-    gc.collect()
-    gc.disable()
-    try:
-        clock = time.perf_counter_ns
-        samples = []
-        cpu_start = time.thread_time_ns()
-        for item in items:
-            start = clock()
+Contender = tuple[str, Callable[[Any], object], Sequence[Any]]
+
+
+def measure(contenders: Sequence[Contender], rounds: int) -> list[Timing]:
+    """Time every contender on its items, ``rounds`` times, round-robin."""
+    timings = [Timing(name) for name, _call, _items in contenders]
+    for _name, call, items in contenders:
+        for item in items[: max(200, len(items) // 10)]:  # warm-up
             call(item)
-            samples.append(clock() - start)
-        cpu_ns = time.thread_time_ns() - cpu_start
-    finally:
-        gc.enable()
-    return Timing(name, samples, cpu_ns)
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for timing, (_name, call, items) in zip(timings, contenders, strict=True):
+            # As timeit does: no collector pauses inside the timed loop (see README).
+            gc.collect()
+            gc.disable()
+            try:
+                samples = []
+                cpu_start = time.thread_time_ns()
+                for item in items:
+                    start = clock()
+                    call(item)
+                    samples.append(clock() - start)
+                timing.add_round(samples, time.thread_time_ns() - cpu_start)
+            finally:
+                gc.enable()
+    return timings
 
 
-def durable_floor(engine: TriageEngine, reports: Sequence[SymptomReport]) -> tuple[
-        Callable[[Any], object], list[Any]]:
-    """The bare durable_rules evaluation of each report, with facts prepared in advance."""
-    from durable.engine import Host
+class _BareHost:
+    """A durable ``Host`` without dispatch and timer threads (built on first use)."""
 
-    class BareHost(Host):  # type: ignore[misc]
-        def _run(self) -> None:  # no dispatch/timer threads
-            return None
+    def __new__(cls, definitions: dict[str, Any]) -> Any:
+        from durable.engine import Host
 
+        class BareHost(Host):  # type: ignore[misc]
+            def _run(self) -> None:
+                return None
+
+        return BareHost(definitions)
+
+
+def floor_facts(engine: TriageEngine, reports: Sequence[SymptomReport]) -> list[list[dict[str, Any]]]:
+    """Per report, the facts marrow_triage's engine asserts for it: the report fact, and
+    the findings fact when an escalation rule could match (with the counts it would have).
+    """
+    compiled = compile_pack(engine.pack)
+    escalations = {rule.id for rule in engine.pack.rules if rule.when_findings is not None}
+    prepared = []
+    for report in reports:
+        counts = {count_field(level): 0 for level in Urgency}
+        for finding in engine.triage(report).findings:
+            if finding.rule_id not in escalations:
+                counts[count_field(finding.level)] += 1
+        facts = [{**engine_fact(report_facts(report)), "t": "report", "sid": "0", "id": "r"}]
+        if any(counts[key] >= least for key, least in compiled.escalation_thresholds.items()):
+            facts.append({"t": "findings", "sid": "0", "id": "f0", **counts})
+        prepared.append(facts)
+    return prepared
+
+
+def durable_floor(engine: TriageEngine) -> Callable[[list[dict[str, Any]]], object]:
+    """durable_rules through its own Python API (``Host``): the same compiled ruleset and
+    facts as marrow_triage, no-op actions, cleaned up as marrow_triage does (retracted from
+    one session; deleting a session per report costs far more, see README)."""
     compiled = compile_pack(engine.pack)
 
     def noop(_closure: Any) -> None:
         return None
 
-    host = BareHost(compiled.definitions(lambda _key: noop))
+    host = _BareHost(compiled.definitions(lambda _key: noop))
     name = compiled.name
-    prepared = []
-    for index, report in enumerate(reports):
-        result = engine.triage(report)
-        counts = {count_field(level): 0 for level in Urgency}
-        for finding in result.findings:
-            counts[count_field(finding.level)] += 1
-        sid = str(index)
-        fact = {**engine_fact(report_facts(report)), "t": "report", "sid": sid, "id": "r"}
-        summary = {"t": "findings", "sid": sid, "id": "f0", **counts}
-        prepared.append((sid, fact, summary))
 
-    def run(item: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
-        sid, fact, summary = item
-        host.assert_fact(name, fact)
-        host.assert_fact(name, summary)
-        host.delete_state(name, sid)
-
-    return run, prepared
-
-
-def durable_c_floor(engine: TriageEngine, prepared: list[Any]) -> Callable[[Any], object]:
-    """The same, calling durable_rules' C engine directly (no Host action machinery)."""
-    import durable_rules_engine as dre
-    from durable.engine import Host
-
-    class BareHost(Host):  # type: ignore[misc]
-        def _run(self) -> None:
-            return None
-
-    compiled = compile_pack(engine.pack)
-    host = BareHost(compiled.definitions(lambda _key: lambda _closure: None))
-    handle = host.get_ruleset(compiled.name)._handle
-
-    def assert_fact(fact: dict[str, Any]) -> None:
-        _code, state_handle = dre.assert_fact(handle, json.dumps(fact, ensure_ascii=False))[:2]
-        action = dre.start_action_for_state(handle, state_handle)
-        if action:
-            state, message = action[0], action[1]
-            while message:
-                dre.update_state(handle, state)
-                message = dre.complete_and_start_action(handle, state_handle)
-
-    def run(item: tuple[str, dict[str, Any], dict[str, Any]]) -> None:
-        sid, fact, summary = item
-        assert_fact(fact)
-        assert_fact(summary)
-        dre.delete_state(handle, sid)
+    def run(facts: list[dict[str, Any]]) -> None:
+        for fact in facts:
+            host.assert_fact(name, fact)
+        for fact in facts:
+            host.retract_fact(name, {"sid": "0", "id": fact["id"]})
 
     return run
+
+
+def durable_c_floor(engine: TriageEngine, prepared: list[list[dict[str, Any]]]) -> tuple[
+        Callable[[tuple[list[str], str]], object], list[tuple[list[str], str]]]:
+    """The same, straight into durable_rules' C engine: facts encoded in advance, actions
+    started and completed with nothing run, facts retracted. No engine can do less."""
+    import durable_rules_engine as dre
+
+    compiled = compile_pack(engine.pack)
+    host = _BareHost(compiled.definitions(lambda _key: lambda _closure: None))
+    handle = host.get_ruleset(compiled.name)._handle
+    items = [([json.dumps(f) for f in facts],
+              json.dumps([{"sid": "0", "id": f["id"]} for f in facts])) for facts in prepared]
+
+    def run(item: tuple[list[str], str]) -> None:
+        facts, retraction = item
+        for fact in facts:
+            state_handle = dre.assert_fact(handle, fact)[1]
+            action = dre.start_action_for_state(handle, state_handle)
+            if action:
+                message = action[1]
+                while message:
+                    message = dre.complete_and_start_action(handle, state_handle)
+        dre.retract_facts(handle, retraction)
+
+    return run, items
 
 
 def cold_start(runs: int = 5) -> tuple[float, float]:
@@ -184,6 +227,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=20231107)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     import zen
@@ -219,27 +263,32 @@ def main() -> int:
     print(f"agreement with marrow_triage: reference level {ref_level / n:.2%}, findings "
           f"{ref_exact / n:.2%}; zen level {zen_lv / n:.2%}, findings {zen_exact / n:.2%}")
 
-    floor_call, floor_items = durable_floor(engine, validated)
-    timings = [
-        measure("marrow_triage end to end", engine.triage, dicts),
-        measure("durable_rules floor (Host)", floor_call, floor_items),
-        measure("durable_rules C floor", durable_c_floor(engine, floor_items), floor_items),
-        measure("reference evaluator (Python)", reference.evaluate, validated),
-        measure("zen-engine (JDM)", decision.evaluate, dicts),
-    ]
+    prepared = floor_facts(engine, validated)
+    c_floor_call, c_floor_items = durable_c_floor(engine, prepared)
+    timings = measure([
+        ("marrow_triage end to end", engine.triage, dicts),
+        ("durable_rules floor (Host)", durable_floor(engine), prepared),
+        ("durable_rules C floor", c_floor_call, c_floor_items),
+        ("reference evaluator (Python)", reference.evaluate, validated),
+        ("zen-engine (JDM)", decision.evaluate, dicts),
+    ], rounds=args.rounds)
     e2e, floor, c_floor, _ref, zen_t = timings
 
     chunk = 1000
     batches = [dicts[i:i + chunk] for i in range(0, len(dicts), chunk)]
     engine.triage_many(batches[0])
-    gc.collect()
-    gc.disable()  # as for the single calls; with it on, see README (batch and GC)
-    start, cpu_start = time.perf_counter(), time.thread_time()
-    for batch in batches:
-        engine.triage_many(batch)
-    batch_wall_per_s = len(dicts) / (time.perf_counter() - start)
-    batch_per_s = len(dicts) / (time.thread_time() - cpu_start)  # per core of CPU time
-    gc.enable()
+    batch_walls, batch_cpus = [], []
+    for _ in range(args.rounds):
+        gc.collect()
+        gc.disable()  # as for the single calls; with it on, see README (batch and GC)
+        start, cpu_start = time.perf_counter(), time.thread_time()
+        for batch in batches:
+            engine.triage_many(batch)
+        batch_walls.append(len(dicts) / (time.perf_counter() - start))
+        batch_cpus.append(len(dicts) / (time.thread_time() - cpu_start))  # per CPU-second
+        gc.enable()
+    batch_wall_per_s = statistics.median(batch_walls)
+    batch_per_s = statistics.median(batch_cpus)
     cold_ms, cold_rss = cold_start()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

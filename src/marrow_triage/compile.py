@@ -18,7 +18,6 @@ import copy
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Context
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
@@ -41,10 +40,6 @@ __all__ = [
 ]
 
 SCALE = 10**6
-_WHOLE_FLOATS = 2**53
-_EXACT = Context(prec=64, rounding=ROUND_FLOOR)
-"""Our own decimal context: enough digits to be exact for any float, whatever the
-application has done to the thread's default context."""
 _JSON_STRINGS: Mapping[str, str] = MappingProxyType({
     text: json.dumps(text)
     for field in TIMELINE_FACT_FIELDS.values()
@@ -88,9 +83,9 @@ def fact_members(facts: Mapping[str, FactValue]) -> str:
 def report_members(report: SymptomReport) -> str:
     """:func:`fact_members` of ``report_facts(report)``, computed without fractions.
 
-    The engine's whole millionths come straight from the decimal the patient typed
-    (``floor(d·10⁶)``; in °F, ``floor((d − 32)·5·10⁶) // 9``, the same as
-    ``floor((d − 32)·5/9·10⁶)``). Tests check it against the exact route for every report.
+    The engine's whole millionths come straight from the decimal the patient typed, as
+    ``n / d`` in integers: ``floor(n·10⁶ / d)``, and in °F ``floor((n − 32d)·5·10⁶ / 9d)``.
+    Tests check it against the exact route (fractions) for every report.
     """
     members = []
     for name, report_field, kind in READ_PLAN:
@@ -112,20 +107,28 @@ def report_members(report: SymptomReport) -> str:
     return ",".join(members)
 
 
-def _engine_decimal(value: float | int) -> int:
+def _written(value: float | int) -> tuple[int, int]:
+    """``(n, d)``, ``d > 0``, with ``n / d`` exactly the decimal ``value`` was written as."""
     if isinstance(value, int):
-        return value * SCALE
-    if value.is_integer() and -_WHOLE_FLOATS < value < _WHOLE_FLOATS:
-        return int(value) * SCALE
-    return int(decimal_of(value).scaleb(6, _EXACT).to_integral_value(context=_EXACT))
+        return value, 1
+    text = repr(value)
+    if "e" in text:  # exponent form: rare, let Decimal read it
+        return decimal_of(value).as_integer_ratio()
+    whole, _, fraction = text.partition(".")
+    return int(whole + fraction), 10 ** len(fraction)
+
+
+def _engine_decimal(value: float | int) -> int:
+    numerator, denominator = _written(value)
+    return numerator * SCALE // denominator
 
 
 def _engine_celsius(value: float | int, unit: TemperatureUnit) -> int:
+    numerator, denominator = _written(value)
     if unit is TemperatureUnit.CELSIUS:
-        return _engine_decimal(value)
-    # floor(x / 9) == floor(x) // 9 for any real x.
-    shifted = _EXACT.multiply(_EXACT.subtract(decimal_of(value), 32), 5 * SCALE)
-    return int(shifted.to_integral_value(context=_EXACT)) // 9
+        return numerator * SCALE // denominator
+    # floor((n/d − 32) · 5/9 · 10⁶), in integers.
+    return (numerator - 32 * denominator) * 5 * SCALE // (9 * denominator)
 
 
 def _json_string(text: str) -> str:

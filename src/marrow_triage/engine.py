@@ -167,7 +167,6 @@ class _Evaluator:
             # No update_state: our actions never change the session state.
             message = durable_rules_engine.complete_and_start_action(handle, state_handle)
 
-
     def _retract(self, keys: str) -> None:
         """Retract facts (a JSON list of session and id); the session must then be empty."""
         handle = self._handle

@@ -9,6 +9,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
+from typing import TypeVar
 
 from .facts import FACT_FIELDS, FactValue, report_facts
 from .models import (
@@ -25,6 +26,7 @@ from .units import decimal_of, format_number, format_temperature
 __all__ = ["Explainer", "render_value"]
 
 NOT_ANSWERED = "not answered"
+_T = TypeVar("_T")
 
 
 def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue]) -> str:
@@ -58,10 +60,11 @@ class Explainer:
     questions, the ruleset's identity) is built here, once. A finding depends only on its
     rule and the report fields its explanation shows (or, for an escalation, the findings
     it counts), and is immutable, so it is kept in a bounded cache keyed by exactly those
-    and shared between results instead of being rendered and validated again.
+    and shared between results instead of being rendered and validated again. Results,
+    immutable too, are cached the same way by their findings' keys and question ids.
     """
 
-    def __init__(self, pack: RulePack, max_cached_findings: int = 4096) -> None:
+    def __init__(self, pack: RulePack, max_cached: int = 4096) -> None:
         self._rules = {rule.id: rule for rule in pack.rules}
         self._order = {rule.id: (-rule.level.rank, rule.id) for rule in pack.rules}
         self._sources = {rule.id: pack.source(rule) for rule in pack.rules}
@@ -70,7 +73,8 @@ class Explainer:
         self._questions = {q.id: Question(field=q.field, text=q.text) for q in pack.questions}
         self._ruleset = RulesetInfo(name=pack.name, version=pack.version, sha256=pack.sha256)
         self._findings: dict[tuple[object, ...], Finding] = {}
-        self._max_cached = max_cached_findings
+        self._results: dict[tuple[object, ...], TriageResult] = {}
+        self._max_cached = max_cached
 
     def build(self, report: SymptomReport, fired_rules: Iterable[str],
               fired_questions: Iterable[str]) -> TriageResult:
@@ -79,6 +83,7 @@ class Explainer:
         rules = [self._rules[rule_id] for rule_id in ordered]
         facts: dict[str, FactValue] | None = None
         findings = []
+        keys = []
         for rule in rules:
             if rule.when_findings is not None:
                 level = rule.when_findings.level
@@ -89,23 +94,41 @@ class Explainer:
             if finding is None:
                 if facts is None:
                     facts = report_facts(report)
-                finding = self._finding(rule, rules, report, facts)
-                if len(self._findings) >= self._max_cached:
-                    self._findings.clear()
-                self._findings[key] = finding
+                finding = self._remember(self._findings, key,
+                                         self._finding(rule, rules, report, facts))
             findings.append(finding)
+            keys.append(key)
+        question_ids = tuple(sorted(set(fired_questions)))
+        # A result is a function of its findings and questions, each cached by a key
+        # that determines it, so the pair of key lists determines the result.
+        result_key = (tuple(keys), question_ids)
+        result = self._results.get(result_key)
+        if result is None:
+            result = self._remember(self._results, result_key,
+                                    self._result(rules, tuple(findings), question_ids))
+        return result
+
+    def _result(self, rules: list[RuleSpec], findings: tuple[Finding, ...],
+                question_ids: tuple[str, ...]) -> TriageResult:
         level = rules[0].level if rules else Urgency.SELF_CARE
-        questions = tuple(self._questions[qid] for qid in sorted(set(fired_questions)))
+        questions = tuple(self._questions[qid] for qid in question_ids)
         return TriageResult(
             level=level,
             action=level.action,
             summary=_summary(level, rules, questions),
-            findings=tuple(findings),
+            findings=findings,
             advice=_unique(a for rule in rules for a in rule.advice),
             reassurance=_unique(r for rule in rules for r in rule.reassurance),
             questions=questions,
             ruleset=self._ruleset,
         )
+
+    def _remember(self, cache: dict[tuple[object, ...], _T], key: tuple[object, ...],
+                  value: _T) -> _T:
+        if len(cache) >= self._max_cached:
+            cache.clear()
+        cache[key] = value
+        return value
 
     def _finding(self, rule: RuleSpec, fired: list[RuleSpec], report: SymptomReport,
                  facts: Mapping[str, FactValue]) -> Finding:

@@ -1,0 +1,36 @@
+"""The explainer shares immutable findings and results between reports through bounded
+caches. A key that missed something a finding or result depends on would show one
+patient another patient's values: every cached answer must equal a freshly built one."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from marrow_triage import SymptomReport, TriageEngine
+from marrow_triage.explain import Explainer
+from marrow_triage.testing import reports
+
+ENGINE = TriageEngine.default()
+
+
+def _fired(report: SymptomReport) -> tuple[list[str], list[str]]:
+    result = ENGINE.triage(report)
+    return [f.rule_id for f in result.findings], [
+        q.id for q in ENGINE.pack.questions if q.field in {x.field for x in result.questions}]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(reports(), min_size=2, max_size=12), st.integers(1, 5))
+def test_cached_answers_equal_fresh_ones_even_when_the_cache_overflows(
+        batch: list[SymptomReport], max_cached: int) -> None:
+    shared = Explainer(ENGINE.pack, max_cached=max_cached)
+    for report in batch + batch[::-1]:
+        rules, questions = _fired(report)
+        fresh = Explainer(ENGINE.pack).build(report, rules, questions)
+        assert shared.build(report, rules, questions) == fresh
+
+
+def test_equal_reports_share_one_result_object() -> None:
+    report = {"hours_since_procedure": 30, "site_pain": 3, "bruising": "mild"}
+    assert ENGINE.triage(report) is ENGINE.triage(dict(report))
