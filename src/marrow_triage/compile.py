@@ -87,24 +87,23 @@ def report_members(report: SymptomReport) -> str:
     ``n / d`` in integers: ``floor(n·10⁶ / d)``, and in °F ``floor((n − 32d)·5·10⁶ / 9d)``.
     Tests check it against the exact route (fractions) for every report.
     """
-    members = []
-    for name, report_field, kind in READ_PLAN:
-        raw = getattr(report, report_field)
-        if raw is None:
-            continue
-        if kind == "number":
-            if name == "temperature_c":
-                text = str(_engine_celsius(raw.value, raw.unit))
-            else:
-                text = str(_engine_decimal(raw))
-        elif kind == "enum":
-            text = _json_string(str(raw.value))
-        elif kind == "boolean":
-            text = "true" if raw else "false"
-        else:
-            text = str(raw * SCALE)
-        members.append(f"{_json_string(name)}:{text}")
-    return ",".join(members)
+    encoders = _MEMBER_ENCODERS
+    return ",".join([encoders[field](value) for field, value in report.__dict__.items()
+                     if value is not None and field in encoders])
+
+
+def _member_encoder(name: str, kind: str) -> Callable[[Any], str]:
+    """Encodes one answered report field as the member of its fact."""
+    prefix = f"{_json_string(name)}:"
+    if name == "temperature_c":
+        return lambda reading: prefix + str(_engine_celsius(reading.value, reading.unit))
+    if kind == "number":
+        return lambda value: prefix + str(_engine_decimal(value))
+    if kind == "integer":
+        return lambda value: prefix + str(value * SCALE)
+    if kind == "boolean":
+        return {True: prefix + "true", False: prefix + "false"}.__getitem__
+    return lambda member: prefix + _json_string(str(member.value))
 
 
 def _written(value: float | int) -> tuple[int, int]:
@@ -256,3 +255,9 @@ def _scalar(value: object) -> int | bool | str:
         return value
     assert isinstance(value, int)
     return engine_number(value)
+
+
+_MEMBER_ENCODERS: Mapping[str, Callable[[Any], str]] = MappingProxyType({
+    report_field: _member_encoder(name, kind) for name, report_field, kind in READ_PLAN
+})
+"""Report field name to its encoder, for the fields that are facts."""

@@ -24,7 +24,7 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +85,13 @@ class _Evaluator:
         self._count_keys = {level: count_field(level) for level in Urgency}
         self._rule_count_key = {rule_id: count_field(level) for rule_id, level in levels.items()}
         self._thresholds = compiled.escalation_thresholds
-        self._host = _QuietHost(compiled.definitions(self._action))
+        # durable_rules wants an action per rule; the Host never runs them: _assert reads
+        # the C engine's action messages and records the rule itself.
+        self._host = _QuietHost(compiled.definitions(lambda _key: _ignore))
         self._handle = self._host.get_ruleset(self._name)._handle
-        self._runs = {key: self._action(key) for key in compiled.rules}
+        # What each rule's action records: (True, rule id), (False, question id) or None.
+        self._records: dict[str, tuple[bool, str] | None] = {
+            key: _record_of(key) for key in compiled.rules}
         # durable_rules never frees a ruleset's C state (~0.5 MB): free it when this
         # evaluator is dropped, unless an evaluation failed midway or we are in a forked
         # child (where a parent thread may have been changing it at the fork).
@@ -95,15 +99,6 @@ class _Evaluator:
         finalizer = weakref.finalize(self, _release_ruleset, self._handle, os.getpid(),
                                      self._c_state)
         finalizer.atexit = False
-
-    def _action(self, key: str) -> Callable[[Any], None]:
-        if key == CATCH_ALL:
-            return _ignore
-        if key.startswith(RULE_PREFIX):
-            rule_id = key.removeprefix(RULE_PREFIX)
-            return lambda _closure: self._fired.rules.setdefault(rule_id)
-        question_id = key.removeprefix(QUESTION_PREFIX)
-        return lambda _closure: self._fired.questions.setdefault(question_id)
 
     def evaluate(self, members: str,
                  base_counts: Mapping[Urgency, int] | None = None) -> Fired:
@@ -157,13 +152,16 @@ class _Evaluator:
         if not action:
             return
         message = action[1]
+        fired, records = self._fired, self._records
         while message:
             # The message is {"<rule name>": {...}}; rule names need no JSON escaping.
             try:
-                self._runs[message[2:message.index('"', 2)]](None)
+                record = records[message[2:message.index('"', 2)]]
             except BaseException:
                 durable_rules_engine.abandon_action(handle, state_handle)
                 raise
+            if record is not None:
+                (fired.rules if record[0] else fired.questions)[record[1]] = None
             # No update_state: our actions never change the session state.
             message = durable_rules_engine.complete_and_start_action(handle, state_handle)
 
@@ -193,6 +191,14 @@ _RETRACTIONS = tuple(
 
 def _ignore(_closure: Any) -> None:
     return None
+
+
+def _record_of(key: str) -> tuple[bool, str] | None:
+    if key == CATCH_ALL:
+        return None
+    if key.startswith(RULE_PREFIX):
+        return True, key.removeprefix(RULE_PREFIX)
+    return False, key.removeprefix(QUESTION_PREFIX)
 
 
 class _CState:
