@@ -92,18 +92,17 @@ class Timing:
         return statistics.median(self.round_cpu_us)
 
 
-Contender = tuple[str, Callable[[Any], object], Sequence[Any]]
+Contender = tuple[str, Callable[[], Callable[[Any], object]], Sequence[Any]]
+"""Name, a factory giving the call to time in one round (after its own warm-up), items."""
 
 
 def measure(contenders: Sequence[Contender], rounds: int) -> list[Timing]:
     """Time every contender on its items, ``rounds`` times, round-robin."""
-    timings = [Timing(name) for name, _call, _items in contenders]
-    for _name, call, items in contenders:
-        for item in items[: max(200, len(items) // 10)]:  # warm-up
-            call(item)
+    timings = [Timing(name) for name, _make, _items in contenders]
     clock = time.perf_counter_ns
     for _ in range(rounds):
-        for timing, (_name, call, items) in zip(timings, contenders, strict=True):
+        for timing, (_name, make, items) in zip(timings, contenders, strict=True):
+            call = make()
             # As timeit does: no collector pauses inside the timed loop (see README).
             gc.collect()
             gc.disable()
@@ -133,7 +132,8 @@ class _BareHost:
         return BareHost(definitions)
 
 
-def floor_facts(engine: TriageEngine, reports: Sequence[SymptomReport]) -> list[list[dict[str, Any]]]:
+def floor_facts(engine: TriageEngine,
+                reports: Sequence[SymptomReport]) -> list[list[dict[str, Any]]]:
     """Per report, the facts marrow_triage's engine asserts for it: the report fact, and
     the findings fact when an escalation rule could match (with the counts it would have).
     """
@@ -199,6 +199,20 @@ def durable_c_floor(engine: TriageEngine, prepared: list[list[dict[str, Any]]]) 
     return run, items
 
 
+def warmed(call: Callable[[Any], object],
+           items: Sequence[Any]) -> Callable[[], Callable[[Any], object]]:
+    """A contender factory: the same call every round, warmed up once on some items."""
+    def make() -> Callable[[Any], object]:
+        if not done:
+            for item in items[: max(200, len(items) // 10)]:
+                call(item)
+            done.append(True)
+        return call
+
+    done: list[bool] = []
+    return make
+
+
 def cold_start(runs: int = 5) -> tuple[float, float]:
     """Median ms for import + load + compile in a fresh interpreter, and its peak RSS MB.
 
@@ -227,7 +241,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=20231107)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     import zen
@@ -265,30 +279,33 @@ def main() -> int:
 
     prepared = floor_facts(engine, validated)
     c_floor_call, c_floor_items = durable_c_floor(engine, prepared)
-    timings = measure([
-        ("marrow_triage end to end", engine.triage, dicts),
-        ("durable_rules floor (Host)", durable_floor(engine), prepared),
-        ("durable_rules C floor", c_floor_call, c_floor_items),
-        ("reference evaluator (Python)", reference.evaluate, validated),
-        ("zen-engine (JDM)", decision.evaluate, dicts),
+    chunk = 1000
+    batches = [dicts[i:i + chunk] for i in range(0, len(dicts), chunk)]
+    # marrow_triage shares findings and results between equal reports through caches.
+    # So that a round does not time the cache of an earlier one, each round uses a new
+    # engine warmed up on other reports of the same mix (as a running service would be).
+    unseen = mixed_reports(max(200, args.reports // 10), args.seed + 1)
+
+    def fresh_engine() -> TriageEngine:
+        fresh = TriageEngine(engine.pack)
+        fresh.triage_many(unseen)
+        for report in unseen:
+            fresh.triage(report)
+        return fresh
+
+    *timings, batch = measure([
+        ("marrow_triage end to end", lambda: fresh_engine().triage, dicts),
+        ("durable_rules floor (Host)", warmed(durable_floor(engine), prepared), prepared),
+        ("durable_rules C floor", warmed(c_floor_call, c_floor_items), c_floor_items),
+        ("reference evaluator (Python)", warmed(reference.evaluate, validated), validated),
+        ("zen-engine (JDM)", warmed(decision.evaluate, dicts), dicts),
+        ("triage_many", lambda: fresh_engine().triage_many, batches),
     ], rounds=args.rounds)
     e2e, floor, c_floor, _ref, zen_t = timings
 
-    chunk = 1000
-    batches = [dicts[i:i + chunk] for i in range(0, len(dicts), chunk)]
-    engine.triage_many(batches[0])
-    batch_walls, batch_cpus = [], []
-    for _ in range(args.rounds):
-        gc.collect()
-        gc.disable()  # as for the single calls; with it on, see README (batch and GC)
-        start, cpu_start = time.perf_counter(), time.thread_time()
-        for batch in batches:
-            engine.triage_many(batch)
-        batch_walls.append(len(dicts) / (time.perf_counter() - start))
-        batch_cpus.append(len(dicts) / (time.thread_time() - cpu_start))  # per CPU-second
-        gc.enable()
-    batch_wall_per_s = statistics.median(batch_walls)
-    batch_per_s = statistics.median(batch_cpus)
+    per_batch = statistics.fmean(len(b) for b in batches)
+    batch_wall_per_s = batch.per_s * per_batch
+    batch_per_s = 1e6 / batch.cpu_us * per_batch  # per CPU-second
     cold_ms, cold_rss = cold_start()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

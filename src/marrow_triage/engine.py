@@ -82,6 +82,7 @@ class _Evaluator:
         self._fired = Fired()
         self._levels = levels
         self._count_keys = {level: count_field(level) for level in Urgency}
+        self._no_counts = dict.fromkeys(self._count_keys.values(), 0)
         self._rule_count_key = {rule_id: count_field(level) for rule_id, level in levels.items()}
         self._thresholds = compiled.escalation_thresholds
         # durable_rules wants an action per rule; the Host never runs them: _assert reads
@@ -121,8 +122,11 @@ class _Evaluator:
             if len(fired.rules) == seen:
                 break
             seen = len(fired.rules)
-            counts = {key: (base_counts or {}).get(level, 0)
-                      for level, key in self._count_keys.items()}
+            if base_counts is None:
+                counts = self._no_counts.copy()
+            else:
+                counts = {key: base_counts.get(level, 0)
+                          for level, key in self._count_keys.items()}
             for rule_id in fired.rules:
                 counts[self._rule_count_key[rule_id]] += 1
             if all(counts[key] < least for key, least in self._thresholds.items()):

@@ -6,8 +6,9 @@ shows what was measured and (as the loader checks) the threshold it was held aga
 
 from __future__ import annotations
 
+import operator
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from typing import TypeVar
 
@@ -68,8 +69,9 @@ class Explainer:
         self._rules = {rule.id: rule for rule in pack.rules}
         self._order = {rule.id: (-rule.level.rank, rule.id) for rule in pack.rules}
         self._sources = {rule.id: pack.source(rule) for rule in pack.rules}
-        self._shown = {rule.id: _shown_fields(rule.explanation)
-                       for rule in pack.rules if rule.when_findings is None}
+        self._read_shown: dict[str, Callable[[SymptomReport], object]] = {
+            rule.id: _shown_reader(rule.explanation)
+            for rule in pack.rules if rule.when_findings is None}
         self._questions = {q.id: Question(field=q.field, text=q.text) for q in pack.questions}
         self._ruleset = RulesetInfo(name=pack.name, version=pack.version, sha256=pack.sha256)
         self._findings: dict[tuple[object, ...], Finding] = {}
@@ -89,7 +91,7 @@ class Explainer:
                 level = rule.when_findings.level
                 key: tuple[object, ...] = (rule.id, *(r.id for r in rules if r.level is level))
             else:
-                key = (rule.id, *(getattr(report, name) for name in self._shown[rule.id]))
+                key = (rule.id, self._read_shown[rule.id](report))
             finding = self._findings.get(key)
             if finding is None:
                 if facts is None:
@@ -150,14 +152,19 @@ class Explainer:
         )
 
 
-def _shown_fields(template: str) -> tuple[str, ...]:
-    """The report fields whose values a report rule's explanation shows.
+def _shown_reader(template: str) -> Callable[[SymptomReport], object]:
+    """Reads the report fields whose values a report rule's explanation shows.
 
     Equal values of a field always render the same (``20`` and ``20.0`` hours both show
     as "20"), so these values, with the rule, determine the explanation.
     """
     names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
-    return tuple(sorted({FACT_FIELDS[name].report_field for name in names}))
+    fields = sorted({FACT_FIELDS[name].report_field for name in names})
+    return operator.attrgetter(*fields) if fields else _nothing
+
+
+def _nothing(_report: SymptomReport) -> None:
+    return None
 
 
 class _MeasuredValues(dict[str, str]):
