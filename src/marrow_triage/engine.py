@@ -11,7 +11,7 @@ This module is the only place that touches it, and it makes them unreachable:
   catch-all rule still handles every fact, so deleting the ruleset is safe;
 * reports are asserted as *facts*, never posted as events, so every matching rule fires;
 * a host is used by one thread at a time for a whole evaluation: hosts live in a pool,
-  checked out for one evaluation (assert, collect, delete) and returned afterwards;
+  checked out for one evaluation (assert, collect, retract) and returned afterwards;
 * each host gets its own deep copy of the definitions, and starts no timer threads;
 * after ``fork`` the child builds new hosts instead of sharing the parent's.
 """
@@ -321,7 +321,7 @@ class TriageEngine:
         Every report is validated before any is evaluated, so an invalid one fails the
         batch before any work is done. The work is done in stages over chunks of reports
         (encode all, evaluate all, explain all) rather than report by report: each stage's
-        code and data then stay in the CPU caches, which measured ~25 % faster.
+        code and data then stay in the CPU caches (measured 10–30 % faster per report).
         """
         validated = [_as_report(r) for r in reports]
         results: list[TriageResult] = []
