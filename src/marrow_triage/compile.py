@@ -62,7 +62,11 @@ def engine_number(value: Fraction | int) -> int:
 
 
 def engine_fact(facts: Mapping[str, FactValue]) -> dict[str, int | bool | str]:
-    """The report fact as asserted into durable_rules."""
+    """A fact's values as durable_rules sees them, as a dict.
+
+    The plain statement of the encoding; :func:`fact_members` and :func:`report_members`
+    build the same thing as JSON text, faster, and are tested against it.
+    """
     out: dict[str, int | bool | str] = {}
     for name, value in facts.items():
         out[name] = value if isinstance(value, bool | str) else engine_number(value)
