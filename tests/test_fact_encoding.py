@@ -95,3 +95,9 @@ def test_encoding_ignores_the_applications_decimal_context() -> None:
         context.prec = 3
         context.rounding = decimal.ROUND_UP
         assert report_members(report) == expected
+
+
+@pytest.mark.parametrize("hours", [1e-05, 5e-324, 0.1, 0.30000000000000004, 8760.0, 1234.5678901])
+def test_hours_written_in_exponent_form_or_with_many_digits_agree(hours: float) -> None:
+    report = SymptomReport.model_validate({"hours_since_procedure": hours})
+    assert report_members(report) == fact_members(report_facts(report))
