@@ -24,7 +24,7 @@ from .models import (
 from .rules import RulePack, RuleSpec
 from .units import decimal_of, format_number, format_temperature
 
-__all__ = ["Explainer", "render_value"]
+__all__ = ["Explainer", "MeasuredValues", "render_value"]
 
 NOT_ANSWERED = "not answered"
 _T = TypeVar("_T")
@@ -141,7 +141,7 @@ class Explainer:
             explanation = rule.explanation.format(
                 count=len(counted), findings="; ".join(r.title for r in counted))
         else:
-            explanation = rule.explanation.format_map(_MeasuredValues(report, facts))
+            explanation = rule.explanation.format_map(MeasuredValues(report, facts))
         return Finding(
             rule_id=rule.id,
             level=rule.level,
@@ -167,8 +167,9 @@ def _nothing(_report: SymptomReport) -> None:
     return None
 
 
-class _MeasuredValues(dict[str, str]):
-    """Renders only the placeholders a template uses."""
+class MeasuredValues(dict[str, str]):
+    """The measured values of a report, for ``template.format_map``: renders only the
+    placeholders a template uses."""
 
     def __init__(self, report: SymptomReport, facts: Mapping[str, FactValue]) -> None:
         super().__init__()

@@ -27,7 +27,7 @@ from typing import Any
 from ..compile import compile_timeline, fact_members
 from ..conditions import condition_fields
 from ..engine import EvaluatorPool, TriageEngine
-from ..explain import render_value
+from ..explain import MeasuredValues
 from ..facts import HISTORY_FACT_FIELDS, FactValue, report_facts
 from ..models import Finding, SymptomReport, TriageResult, Urgency
 from ..rules import RulePack
@@ -217,17 +217,12 @@ class Timeline:
         return text
 
 
-class _Values(dict[str, str]):
-    """Renders the placeholders of a timeline rule's explanation."""
-
-    def __init__(self, report: SymptomReport, facts: Mapping[str, FactValue]) -> None:
-        super().__init__()
-        self._report = report
-        self._facts = facts
+class _Values(MeasuredValues):
+    """Renders the placeholders of a timeline rule's explanation, history facts too."""
 
     def __missing__(self, name: str) -> str:
         if name not in HISTORY_FACT_FIELDS:
-            return render_value(name, self._report, self._facts)
+            return super().__missing__(name)
         value = self._facts.get(name)
         if value is None:
             return "not known"
