@@ -14,6 +14,7 @@ import importlib.util
 import multiprocessing
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -60,28 +61,37 @@ def test_mix_is_realistic(engine: TriageEngine, reports: list[dict[str, Any]]) -
     assert levels.count("urgent") + levels.count("soon") > 100
 
 
-def test_threads_sharing_one_engine_match_serial(
-    engine: TriageEngine, reports: list[dict[str, Any]], serial: list[str]
-) -> None:
-    results: list[str | None] = [None] * len(reports)
+def _run_in_threads(work: Callable[[int], None]) -> None:
+    """Run ``work(k)`` on THREADS threads at once; fail with what any of them raised."""
     errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
 
-    def work(offset: int) -> None:
+    def guarded(offset: int) -> None:
         try:
-            start.wait()
-            # Interleave: thread k takes reports k, k+8, k+16... so neighbours run together.
-            for index in range(offset, len(reports), THREADS):
-                results[index] = engine.triage(reports[index]).model_dump_json()
+            work(offset)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(THREADS)]
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_threads_sharing_one_engine_match_serial(
+    engine: TriageEngine, reports: list[dict[str, Any]], serial: list[str]
+) -> None:
+    results: list[str | None] = [None] * len(reports)
+    start = threading.Barrier(THREADS)
+
+    def work(offset: int) -> None:
+        start.wait()
+        # Interleave: thread k takes reports k, k+8, k+16... so neighbours run together.
+        for index in range(offset, len(reports), THREADS):
+            results[index] = engine.triage(reports[index]).model_dump_json()
+
+    _run_in_threads(work)
     assert results == serial
 
 
@@ -90,31 +100,19 @@ def test_threads_mixing_single_and_batch_calls(
 ) -> None:
     chunk = 100
     results: dict[int, list[str]] = {}
-    errors: list[BaseException] = []
 
     def work(offset: int) -> None:
-        try:
-            for start in range(offset * chunk, len(reports), THREADS * chunk):
-                batch = reports[start:start + chunk]
-                if (start // chunk) % 2:
-                    out = [r.model_dump_json() for r in engine.triage_many(batch)]
-                else:
-                    out = [engine.triage(r).model_dump_json() for r in batch]
-                results[start] = out
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for start in range(offset * chunk, len(reports), THREADS * chunk):
+            batch = reports[start:start + chunk]
+            if (start // chunk) % 2:
+                out = [r.model_dump_json() for r in engine.triage_many(batch)]
+            else:
+                out = [engine.triage(r).model_dump_json() for r in batch]
+            results[start] = out
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    _run_in_threads(work)
     flat = [line for start in sorted(results) for line in results[start]]
     assert flat == serial
-
-
-_FORK_ENGINE: TriageEngine | None = None
 
 
 def _triage_in_child(report: dict[str, Any]) -> str:
