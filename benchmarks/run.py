@@ -45,8 +45,8 @@ from mix import mixed_reports  # noqa: E402
 from zen_compile import compile_jdm, zen_level  # noqa: E402
 
 from marrow_triage import SymptomReport, TriageEngine, Urgency  # noqa: E402
-from marrow_triage.compile import compile_pack, count_field, engine_fact  # noqa: E402
-from marrow_triage.facts import report_facts  # noqa: E402
+from marrow_triage.engine.encode import compile_pack, count_field, engine_fact  # noqa: E402
+from marrow_triage.pack.facts import report_facts  # noqa: E402
 
 TARGETS = {"overhead": 1.3, "zen": 3.0, "p50_us": 100.0, "p99_us": 1000.0, "batch": 15000.0,
            "cold_ms": 300.0}

@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Any
 
 from marrow_triage import RulePack, Urgency
-from marrow_triage.conditions import AllOf, AnyOf, Condition, FieldTest
+from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
 
 __all__ = ["compile_jdm", "zen_level"]
 
@@ -132,7 +132,7 @@ def compile_jdm(pack: RulePack) -> dict[str, Any]:
 
 
 def _report_fields(pack: RulePack) -> list[str]:
-    from marrow_triage.facts import FACT_FIELDS
+    from marrow_triage.pack.facts import FACT_FIELDS
 
     return list(FACT_FIELDS)
 

@@ -18,7 +18,7 @@ import jwt
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from marrow_triage.service import create_app
+from marrow_triage.adapters.service import create_app
 
 EHR_ISSUER = "https://ehr.example.org"
 

@@ -2,7 +2,7 @@
 
 It reads the YAML itself (``yaml.safe_load``), evaluates conditions with exact Fraction
 arithmetic straight from the report, and applies escalation rules by counting findings at
-a level until nothing changes. It shares no code with ``marrow_triage.rules``,
+a level until nothing changes. It shares no code with ``marrow_triage.pack.loader``,
 ``conditions``, ``compile``, ``facts``, ``units`` or ``engine``: only the report model is
 used, as input. Kept small on purpose, so that it can be read and trusted.
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from marrow_triage import RulePack
-from marrow_triage.catalogue import render_catalogue
+from marrow_triage.pack.catalogue import render_catalogue
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = REPO_ROOT / "docs" / "rules.md"

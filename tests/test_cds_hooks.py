@@ -16,16 +16,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from live_server import LiveServer
 from marrow_triage import TriageEngine, Urgency
-from marrow_triage.cds_hooks import (
+from marrow_triage.adapters.cds_hooks.hooks import (
     MAX_SUMMARY,
     SERVICE_ID,
     CdsAuthError,
     CdsClients,
     build_cards,
 )
-from marrow_triage.fhir import to_questionnaire_response
+from marrow_triage.adapters.fhir.resources import to_questionnaire_response
+from marrow_triage.adapters.service.app import create_app
 from marrow_triage.models import Finding, TriageResult
-from marrow_triage.service import create_app
 
 EHR = "https://ehr.example.org"
 OTHER = "https://other-ehr.example.org"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marrow_triage import SymptomReport, TriageEngine
-from marrow_triage.explain import Explainer
+from marrow_triage.engine.explain import Explainer
 from marrow_triage.testing import reports
 
 ENGINE = TriageEngine.default()

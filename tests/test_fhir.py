@@ -26,9 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marrow_triage import SymptomReport, Temperature, TemperatureUnit, Urgency, triage
-from marrow_triage.audit import library_version
-from marrow_triage.facts import FACT_FIELDS
-from marrow_triage.fhir import (
+from marrow_triage.adapters.fhir.resources import (
     QUESTIONNAIRE_URL,
     URGENCY_SYSTEM,
     QuestionnaireResponseError,
@@ -38,7 +36,9 @@ from marrow_triage.fhir import (
     to_questionnaire_response,
     to_risk_assessment,
 )
+from marrow_triage.audit import library_version
 from marrow_triage.models import MAX_HOURS_SINCE_PROCEDURE
+from marrow_triage.pack.facts import FACT_FIELDS
 from marrow_triage.testing import reports, reports_at_level
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -607,8 +607,8 @@ def test_extreme_numbers_give_a_clear_error(link_id: str, number: float) -> None
 def test_module_docstring_example_runs() -> None:
     import doctest
 
-    import marrow_triage.fhir
+    import marrow_triage.adapters.fhir.resources
 
-    outcome = doctest.testmod(marrow_triage.fhir)
+    outcome = doctest.testmod(marrow_triage.adapters.fhir.resources)
     assert outcome.attempted >= 3
     assert outcome.failed == 0

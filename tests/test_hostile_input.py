@@ -219,7 +219,8 @@ CLI_CASES: list[bytes] = [
 
 
 def _run_cli(data: bytes) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-c", "from marrow_triage.cli import main; main()",
+    return subprocess.run([sys.executable, "-c",
+                           "from marrow_triage.adapters.cli import main; main()",
                            "check", "-"],
                           input=data, capture_output=True, timeout=60, check=False)
 
@@ -256,7 +257,7 @@ def test_cli_process_rejects_hostile_stdin_with_exit_2_and_no_traceback(data: by
 def _invoke(data: bytes) -> Any:
     from typer.testing import CliRunner
 
-    from marrow_triage.cli import app
+    from marrow_triage.adapters.cli.main import app
 
     return CliRunner().invoke(app, ["check", "-", "--json"], input=data)
 

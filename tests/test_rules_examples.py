@@ -345,9 +345,9 @@ def test_every_question_is_asked_and_not_asked_in_some_example(pack: RulePack) -
 
 def test_every_numeric_threshold_is_tried_at_and_either_side(pack: RulePack) -> None:
     """For each `at_least`/`below` threshold, some example sits at it and on each side."""
-    from marrow_triage.conditions import FieldTest
-    from marrow_triage.facts import report_facts
     from marrow_triage.models import SymptomReport
+    from marrow_triage.pack.conditions import FieldTest
+    from marrow_triage.pack.facts import report_facts
 
     def tests(condition: object) -> list[FieldTest]:
         if isinstance(condition, FieldTest):

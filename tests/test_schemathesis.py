@@ -27,8 +27,8 @@ from schemathesis.checks import (
 
 from live_server import LiveServer
 from marrow_triage import TriageEngine
-from marrow_triage.cds_hooks import SERVICE_ID
-from marrow_triage.service import create_app
+from marrow_triage.adapters.cds_hooks.hooks import SERVICE_ID
+from marrow_triage.adapters.service.app import create_app
 
 TOKEN = "schemathesis-token"
 ISSUER = "https://ehr.example.org"

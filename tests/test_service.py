@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from live_server import LiveServer
 from marrow_triage import SymptomReport, TriageEngine, TriageResult
-from marrow_triage.service import create_app
+from marrow_triage.adapters.service.app import create_app
 from marrow_triage.testing import report_dicts
 
 ROOT = Path(__file__).resolve().parents[1]

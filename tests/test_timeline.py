@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from marrow_triage import RulePack, RulePackError, TriageEngine, TriageResult, Urgency
-from marrow_triage.catalogue import render_catalogue
-from marrow_triage.cli import app
+from marrow_triage.adapters.cli.main import app
+from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.timeline import SQLiteStore, Store, Timeline, TimelineError
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)

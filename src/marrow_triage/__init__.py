@@ -13,9 +13,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from .audit import audit_record
-from .engine import EngineError, TriageEngine
-from .models import (
+from marrow_triage.audit import audit_record
+from marrow_triage.engine.triage import EngineError, TriageEngine
+from marrow_triage.models import (
     AuditRecord,
     Bleeding,
     Bruising,
@@ -31,7 +31,7 @@ from .models import (
     TriageResult,
     Urgency,
 )
-from .rules import RulePack, RulePackError
+from marrow_triage.pack.loader import RulePack, RulePackError
 
 __all__ = [
     "AuditRecord",

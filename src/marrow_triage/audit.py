@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .models import AuditRecord, SymptomReport, TriageResult
+from marrow_triage.models import AuditRecord, SymptomReport, TriageResult
 
 __all__ = ["audit_record", "library_version"]
 

@@ -38,10 +38,8 @@ from typing import Any
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from .conditions import AllOf, AnyOf, Condition, FieldTest
-from .engine import TriageEngine
-from .facts import FACT_FIELDS, FactField
-from .models import (
+from marrow_triage.engine.triage import TriageEngine
+from marrow_triage.models import (
     MAX_HOURS_SINCE_PROCEDURE,
     TEMPERATURE_LIMITS,
     Bleeding,
@@ -53,7 +51,9 @@ from .models import (
     TemperatureUnit,
     Urgency,
 )
-from .rules import RulePack, RuleSpec
+from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
+from marrow_triage.pack.facts import FACT_FIELDS, FactField
+from marrow_triage.pack.loader import RulePack, RuleSpec
 
 __all__ = ["report_dicts", "reports", "reports_at_level", "temperatures"]
 
@@ -73,7 +73,9 @@ _PAINS = ("site_pain", "back_or_abdominal_pain")
 
 
 def _default_pack() -> RulePack:
-    from . import default_engine  # the package's shared engine; imported late (no cycle)
+    from marrow_triage import (
+        default_engine,  # the package's shared engine; imported late (no cycle)
+    )
 
     return default_engine().pack
 
@@ -401,6 +403,6 @@ def reports_at_level(
 
 
 def _engine() -> TriageEngine:
-    from . import default_engine
+    from marrow_triage import default_engine
 
     return default_engine()

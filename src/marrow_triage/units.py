@@ -12,7 +12,7 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
-from .models import Temperature, TemperatureUnit
+from marrow_triage.models import Temperature, TemperatureUnit
 
 __all__ = [
     "celsius",

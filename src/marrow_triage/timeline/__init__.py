@@ -13,9 +13,15 @@ See docs/timeline.md for the rules and the storage.
 
 from __future__ import annotations
 
-from .engine import Overdue, Timeline, TimelineError, check_episode_id, check_time
-from .history import Evidence, History, derive
-from .store import CheckIn, SQLiteStore, Store
+from marrow_triage.timeline.history import Evidence, History, derive
+from marrow_triage.timeline.store import CheckIn, SQLiteStore, Store
+from marrow_triage.timeline.timeline import (
+    Overdue,
+    Timeline,
+    TimelineError,
+    check_episode_id,
+    check_time,
+)
 
 __all__ = [
     "CheckIn",

@@ -1,6 +1,6 @@
 """History facts: what the earlier check-ins of an episode say, as typed facts for rules.
 
-Each fact of :data:`~marrow_triage.facts.HISTORY_FACT_FIELDS` is derived here from the
+Each fact of :data:`~marrow_triage.pack.facts.HISTORY_FACT_FIELDS` is derived here from the
 stored check-ins, together with the evidence (which check-ins it used), so that a finding
 can name the check-ins behind it.
 """
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from ..facts import FactValue
-from ..models import Bleeding, SymptomReport
-from ..rules import HistorySettings
-from ..units import celsius, decimal_of, format_temperature
-from .store import CheckIn
+from marrow_triage.models import Bleeding, SymptomReport
+from marrow_triage.pack.facts import FactValue
+from marrow_triage.pack.loader import HistorySettings
+from marrow_triage.timeline.store import CheckIn
+from marrow_triage.units import celsius, decimal_of, format_temperature
 
 __all__ = ["Evidence", "History", "derive", "describe_time"]
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ..models import SymptomReport, TriageResult
+from marrow_triage.models import SymptomReport, TriageResult
 
 __all__ = ["CheckIn", "SQLiteStore", "Store", "from_micros", "to_micros"]
 

@@ -24,16 +24,16 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from ..compile import compile_timeline, fact_members
-from ..conditions import condition_fields
-from ..engine import EvaluatorPool, TriageEngine
-from ..explain import MeasuredValues
-from ..facts import HISTORY_FACT_FIELDS, FactValue, report_facts
-from ..models import Finding, SymptomReport, TriageResult, Urgency
-from ..rules import RulePack
-from ..units import format_number
-from .history import History, derive
-from .store import CheckIn, Store, to_micros
+from marrow_triage.engine.encode import compile_timeline, fact_members
+from marrow_triage.engine.explain import MeasuredValues
+from marrow_triage.engine.triage import EvaluatorPool, TriageEngine
+from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
+from marrow_triage.pack.conditions import condition_fields
+from marrow_triage.pack.facts import HISTORY_FACT_FIELDS, FactValue, report_facts
+from marrow_triage.pack.loader import RulePack
+from marrow_triage.timeline.history import History, derive
+from marrow_triage.timeline.store import CheckIn, Store, to_micros
+from marrow_triage.units import format_number
 
 __all__ = ["Overdue", "Timeline", "TimelineError", "check_episode_id", "check_time"]
 
@@ -85,7 +85,7 @@ class Timeline:
     def __init__(self, store: Store, engine: TriageEngine | None = None, *,
                  expire_after_days: float = 30) -> None:
         if engine is None:
-            from .. import default_engine
+            from marrow_triage import default_engine
             engine = default_engine()
         if not expire_after_days > 0:
             raise ValueError("expire_after_days must be positive")

@@ -1,4 +1,4 @@
-"""Compilation of a :class:`~marrow_triage.rules.RulePack` to durable_rules definitions.
+"""Compilation of a :class:`~marrow_triage.pack.loader.RulePack` to durable_rules definitions.
 
 The engine sees three kinds of fact, each tagged by ``t``:
 
@@ -22,11 +22,11 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
 
-from .conditions import AllOf, AnyOf, Condition, FieldTest
-from .facts import READ_PLAN, TIMELINE_FACT_FIELDS, FactValue
-from .models import SymptomReport, TemperatureUnit, Urgency
-from .rules import RulePack
-from .units import decimal_of
+from marrow_triage.models import SymptomReport, TemperatureUnit, Urgency
+from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
+from marrow_triage.pack.facts import READ_PLAN, TIMELINE_FACT_FIELDS, FactValue
+from marrow_triage.pack.loader import RulePack
+from marrow_triage.units import decimal_of
 
 __all__ = [
     "CATCH_ALL",

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from typing import TypeVar
 
-from .facts import FACT_FIELDS, FactValue, report_facts
-from .models import (
+from marrow_triage.models import (
     Finding,
     Question,
     RulesetInfo,
@@ -21,8 +20,9 @@ from .models import (
     TriageResult,
     Urgency,
 )
-from .rules import RulePack, RuleSpec
-from .units import decimal_of, format_number, format_temperature
+from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
+from marrow_triage.pack.loader import RulePack, RuleSpec
+from marrow_triage.units import decimal_of, format_number, format_temperature
 
 __all__ = ["Explainer", "MeasuredValues", "render_value"]
 

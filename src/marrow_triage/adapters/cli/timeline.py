@@ -16,12 +16,12 @@ from typing import Annotated
 
 import typer
 
-from ..cli_input import fail, read_report
-from ..engine import EngineError
-from ..models import TriageResult
-from .engine import Timeline, TimelineError, check_episode_id, check_time
-from .history import describe_time
-from .store import SQLiteStore
+from marrow_triage.adapters.cli.report_input import fail, read_report
+from marrow_triage.engine.triage import EngineError
+from marrow_triage.models import TriageResult
+from marrow_triage.timeline.history import describe_time
+from marrow_triage.timeline.store import SQLiteStore
+from marrow_triage.timeline.timeline import Timeline, TimelineError, check_episode_id, check_time
 
 __all__ = ["timeline_app"]
 

@@ -13,8 +13,8 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
-from .conditions import suggest
-from .models import SymptomReport, Temperature
+from marrow_triage.models import SymptomReport, Temperature
+from marrow_triage.pack.conditions import suggest
 
 __all__ = ["MAX_ERROR_LINES", "fail", "parse_report", "read_input", "read_report",
            "validation_lines"]

@@ -23,8 +23,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
-from .facts import FACT_FIELDS, FactField, FactValue
-from .units import decimal_of
+from marrow_triage.pack.facts import FACT_FIELDS, FactField, FactValue
+from marrow_triage.units import decimal_of
 
 __all__ = [
     "AllOf",

@@ -14,8 +14,8 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Literal
 
-from .models import Bleeding, Bruising, PainTrend, SiteDischarge, SymptomReport
-from .units import celsius, exact
+from marrow_triage.models import Bleeding, Bruising, PainTrend, SiteDischarge, SymptomReport
+from marrow_triage.units import celsius, exact
 
 __all__ = [
     "FACT_FIELDS",

@@ -24,7 +24,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .conditions import (
+from marrow_triage.models import Source, Urgency
+from marrow_triage.pack.conditions import (
     AllOf,
     AnyOf,
     Condition,
@@ -36,9 +37,8 @@ from .conditions import (
     suggest,
     thresholds,
 )
-from .facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
-from .models import Source, Urgency
-from .units import format_number
+from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
+from marrow_triage.units import format_number
 
 __all__ = [
     "DocumentSpec",
@@ -275,7 +275,7 @@ def default_rules_path() -> Path:
     packaged = resources.files("marrow_triage").joinpath("rules")
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "rules"
+    return Path(__file__).resolve().parents[3] / "rules"
 
 
 def load_rule_pack(path: str | Path) -> RulePack:

@@ -21,8 +21,8 @@ from typing import Any
 
 import jwt
 
-from .models import TriageResult, Urgency
-from .rules import RulePack
+from marrow_triage.models import TriageResult, Urgency
+from marrow_triage.pack.loader import RulePack
 
 __all__ = [
     "ALGORITHMS",

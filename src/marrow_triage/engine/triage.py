@@ -31,7 +31,7 @@ import durable_rules_engine  # type: ignore[import-not-found]
 from durable.engine import Host
 from pydantic import ValidationError
 
-from .compile import (
+from marrow_triage.engine.encode import (
     CATCH_ALL,
     QUESTION_PREFIX,
     RULE_PREFIX,
@@ -40,9 +40,9 @@ from .compile import (
     count_field,
     report_members,
 )
-from .explain import Explainer
-from .models import SymptomReport, TriageResult, Urgency
-from .rules import RulePack
+from marrow_triage.engine.explain import Explainer
+from marrow_triage.models import SymptomReport, TriageResult, Urgency
+from marrow_triage.pack.loader import RulePack
 
 __all__ = ["EngineError", "EvaluatorPool", "Fired", "TriageEngine"]
 

@@ -1,0 +1,4 @@
+"""Adapters: the ways in from outside (CLI, HTTP service, CDS Hooks, FHIR).
+
+They import the core; the core (models, units, pack, engine, timeline) never imports them.
+"""

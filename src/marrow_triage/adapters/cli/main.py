@@ -1,0 +1,262 @@
+"""The ``marrow-triage`` command line: triage a report, check and document a rule pack.
+
+Exit codes: 0 success, 2 invalid input or invalid rule pack (one line per problem on
+stderr, never a traceback), 1 for an internal engine failure.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.text import Text
+
+from marrow_triage.adapters.cli.report_input import fail, parse_report, read_input, validation_lines
+from marrow_triage.adapters.cli.timeline import timeline_app
+from marrow_triage.engine.triage import EngineError, TriageEngine
+from marrow_triage.models import SymptomReport, TriageResult, Urgency
+from marrow_triage.pack.catalogue import render_catalogue
+from marrow_triage.pack.loader import RulePack, RulePackError
+
+__all__ = ["app", "main", "validation_lines"]
+
+app = typer.Typer(
+    name="marrow-triage",
+    help=(
+        "Explained urgency triage of symptoms reported after a bone marrow aspiration "
+        "or biopsy. It supports, and does not replace, clinical judgement.\n\n"
+        "Example: marrow-triage check examples/fever-101F.json"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    # A traceback with locals could print a patient's report: never show one.
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+rules_app = typer.Typer(
+    help=(
+        "Validate a rule pack and generate its catalogue.\n\n"
+        "Example: marrow-triage rules check rules/"
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(rules_app, name="rules")
+app.add_typer(timeline_app, name="timeline")
+
+_STYLES = {
+    Urgency.EMERGENCY: "bold white on red",
+    Urgency.URGENT: "bold red",
+    Urgency.SOON: "bold yellow",
+    Urgency.SELF_CARE: "bold green",
+}
+
+
+def _engine(rules: Path | None) -> TriageEngine:
+    try:
+        pack = RulePack.default() if rules is None else RulePack.from_path(rules)
+    except RulePackError as exc:
+        fail([f"rule pack: {p}" for p in exc.problems])
+    return TriageEngine(pack)
+
+
+RulesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules",
+        help="Directory of another rule pack (default: the packaged pack).",
+        file_okay=False,
+        dir_okay=True,
+    ),
+]
+
+
+@app.command()
+def check(
+    file: Annotated[
+        str, typer.Argument(help="Report JSON file, or - to read standard input.", metavar="FILE|-")
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the result as JSON (machine-readable).")
+    ] = False,
+    rules: RulesOption = None,
+) -> None:
+    """Triage one symptom report and explain the result.
+
+    Example: marrow-triage check examples/fever-101F.json
+
+    Example: echo '{"hours_since_procedure": 20}' | marrow-triage check - --json
+    """
+    report = parse_report(read_input(file))
+    engine = _engine(rules)
+    try:
+        result = engine.triage(report)
+    except EngineError as exc:
+        fail([f"internal error: {exc}"], code=1)
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    print_result(result, Console(highlight=False))
+
+
+def print_result(result: TriageResult, console: Console) -> None:
+    """Write a readable result: level banner, action, findings with sources, advice."""
+    style = _STYLES[result.level]
+    console.print(
+        Panel(Text(f"{result.level.label.upper()}: {result.action}", style=style), style=style)
+    )
+    console.print(result.summary)
+    if result.findings:
+        console.print()
+        console.print(Text("Findings", style="bold underline"))
+        for finding in result.findings:
+            console.print(
+                Text.assemble(
+                    ("- ", ""), (finding.level.label, _STYLES[finding.level]),
+                    (f" [{finding.rule_id}] ", "dim"), (finding.explanation, ""),
+                )
+            )
+            src = finding.source
+            kind = "" if src.verbatim else " (paraphrased)"
+            console.print(
+                Text(f'    Source: {src.title}, "{src.section}"{kind}: "{src.quote}"', style="dim")
+            )
+    for title, items in (("Advice", result.advice), ("Reassurance", result.reassurance)):
+        if items:
+            console.print()
+            console.print(Text(title, style="bold underline"))
+            for item in items:
+                console.print(Text(f"- {item}"))
+    if result.questions:
+        console.print()
+        console.print(Text("Questions still to answer", style="bold underline"))
+        for question in result.questions:
+            console.print(Text(f"- {question.text} ({question.field})"))
+    console.print()
+    info = result.ruleset
+    console.print(
+        Text(f"Rule pack {info.name} {info.version} (sha256 {info.sha256[:12]}). "
+             "This supports, and does not replace, clinical judgement.", style="dim")
+    )
+
+
+@rules_app.command("check")
+def rules_check(
+    directory: Annotated[Path, typer.Argument(help="Directory holding pack.yaml and rule files.")],
+) -> None:
+    """Validate a rule pack: every problem with its file, rule id and field.
+
+    Example: marrow-triage rules check rules/
+    """
+    try:
+        pack = RulePack.from_path(directory)
+        TriageEngine(pack)  # compiles into durable_rules definitions as well
+    except RulePackError as exc:
+        fail([str(p) for p in exc.problems])
+    typer.echo(
+        f"OK: {pack.name} {pack.version}, {len(pack.rules)} rules, "
+        f"{len(pack.questions)} questions, sha256 {pack.sha256}"
+    )
+
+
+@rules_app.command("docs")
+def rules_docs(
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Where to write the catalogue; - for stdout.")
+    ] = "docs/rules.md",
+    rules: RulesOption = None,
+) -> None:
+    """Write the rule catalogue (Markdown) generated from a rule pack.
+
+    Example: marrow-triage rules docs --output docs/rules.md
+    """
+    try:
+        pack = RulePack.default() if rules is None else RulePack.from_path(rules)
+    except RulePackError as exc:
+        fail([f"rule pack: {p}" for p in exc.problems])
+    text = render_catalogue(pack)
+    if output == "-":
+        sys.stdout.write(text)
+        return
+    target = Path(output)
+    try:
+        _write_atomic(target, text)
+    except OSError as exc:
+        fail([f"{output}: cannot write: {exc.strerror or exc}"])
+    typer.echo(f"wrote {target} ({len(pack.rules)} rules)", err=True)
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    """Write whole or not at all: a temporary file renamed over the target."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SchemaName(enum.StrEnum):
+    """Which JSON Schema to print."""
+
+    report = "report"
+    result = "result"
+
+
+@app.command()
+def schema(
+    name: Annotated[SchemaName, typer.Argument(help="report (the input) or result (the output).")],
+) -> None:
+    """Print the JSON Schema of a report or of a result.
+
+    Example: marrow-triage schema report > report.schema.json
+    """
+    model = SymptomReport if name is SchemaName.report else TriageResult
+    typer.echo(json.dumps(model.model_json_schema(), indent=2, sort_keys=True))
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; loopback unless you mean to expose it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
+    rules: RulesOption = None,
+) -> None:
+    """Run the HTTP service (needs the "service" extra).
+
+    /v1 needs the bearer token in MARROW_TRIAGE_API_TOKEN; CDS Hooks clients are read from
+    the JSON file named by MARROW_TRIAGE_CDS_CLIENTS.
+
+    Example: marrow-triage serve --port 8000   (after export MARROW_TRIAGE_API_TOKEN=...)
+    """
+    try:
+        import uvicorn
+
+        from marrow_triage.adapters.service.app import create_app
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        fail([f"the service needs the [service] extra: {exc}"])
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        typer.echo(f"warning: listening on {host}, beyond this machine; reports are health "
+                   "data: put TLS in front of the service", err=True)
+    engine = _engine(rules)
+    try:
+        application = create_app(engine)
+    except ValueError as exc:
+        fail([f"configuration: {exc}"])
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def main() -> None:
+    """Entry point of the ``marrow-triage`` script."""
+    app()
