@@ -14,7 +14,20 @@ from functools import lru_cache
 from typing import Any
 
 from marrow_triage.audit import audit_record
-from marrow_triage.engine.triage import EngineError, TriageEngine
+from marrow_triage.engine.triage import TriageEngine
+from marrow_triage.errors import (
+    CdsAuthError,
+    CdsError,
+    ConditionError,
+    EngineError,
+    MarrowTriageError,
+    Problem,
+    QuestionnaireResponseError,
+    ReportError,
+    RulePackError,
+    StoreError,
+    TimelineError,
+)
 from marrow_triage.models import (
     AuditRecord,
     Bleeding,
@@ -31,24 +44,33 @@ from marrow_triage.models import (
     TriageResult,
     Urgency,
 )
-from marrow_triage.pack.loader import RulePack, RulePackError
+from marrow_triage.pack.loader import RulePack
 
 __all__ = [
     "AuditRecord",
     "Bleeding",
     "Bruising",
+    "CdsAuthError",
+    "CdsError",
+    "ConditionError",
     "EngineError",
     "Finding",
+    "MarrowTriageError",
     "PainTrend",
+    "Problem",
     "Question",
+    "QuestionnaireResponseError",
+    "ReportError",
     "RulePack",
     "RulePackError",
     "RulesetInfo",
     "SiteDischarge",
     "Source",
+    "StoreError",
     "SymptomReport",
     "Temperature",
     "TemperatureUnit",
+    "TimelineError",
     "TriageEngine",
     "TriageResult",
     "Urgency",

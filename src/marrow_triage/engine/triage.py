@@ -41,16 +41,13 @@ from marrow_triage.engine.encode import (
     report_members,
 )
 from marrow_triage.engine.explain import Explainer
+from marrow_triage.errors import EngineError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.loader import RulePack
 
 __all__ = ["EngineError", "EvaluatorPool", "Fired", "TriageEngine"]
 
 ReportInput = SymptomReport | Mapping[str, Any]
-
-
-class EngineError(RuntimeError):
-    """The rule engine failed on a valid report. Never returned as a result."""
 
 
 class Fired:

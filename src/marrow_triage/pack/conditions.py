@@ -23,6 +23,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
+from marrow_triage.errors import ConditionError
 from marrow_triage.pack.facts import FACT_FIELDS, FactField, FactValue
 from marrow_triage.units import decimal_of
 
@@ -42,15 +43,6 @@ __all__ = [
 TestOp = Literal["at_least", "below", "is", "one_of", "missing"]
 TEST_OPS: tuple[TestOp, ...] = ("at_least", "below", "is", "one_of", "missing")
 THRESHOLD_PLACES = 6
-
-
-class ConditionError(ValueError):
-    """A condition that does not type-check; ``path`` says where inside ``when``."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from marrow_triage.errors import Problem, RulePackError
 from marrow_triage.models import Source, Urgency
 from marrow_triage.pack.conditions import (
     AllOf,
@@ -47,7 +48,6 @@ __all__ = [
     "QuestionSpec",
     "RulePack",
     "RulePackError",
-    "RuleProblem",
     "RuleSpec",
     "SourceRef",
     "TimelineRuleSpec",
@@ -57,29 +57,6 @@ __all__ = [
 
 RULE_ID = r"^[a-z0-9][a-z0-9-]{1,63}$"
 ESCALATION_PLACEHOLDERS = ("count", "findings")
-
-
-@dataclass(frozen=True)
-class RuleProblem:
-    """One thing wrong in a rule pack."""
-
-    file: str
-    rule_id: str | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        rule = f" rule {self.rule_id!r}:" if self.rule_id else ""
-        return f"{self.file}:{rule} {self.field}: {self.message}"
-
-
-class RulePackError(ValueError):
-    """A rule pack that cannot be used; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[RuleProblem]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"invalid rule pack ({len(problems)} problem(s)):\n{lines}")
 
 
 class _Spec(BaseModel):
@@ -282,11 +259,11 @@ def load_rule_pack(path: str | Path) -> RulePack:
     """Load, validate and hash the rule pack in directory ``path``."""
     root = Path(path)
     if not root.is_dir():
-        raise RulePackError([RuleProblem(str(root), None, "path", "is not a directory")])
-    problems: list[RuleProblem] = []
+        raise RulePackError([Problem.in_pack(str(root), None, "path", "is not a directory")])
+    problems: list[Problem] = []
     files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     if not any(p.name == "pack.yaml" for p in files):
-        problems.append(RuleProblem(str(root / "pack.yaml"), None, "file", "missing"))
+        problems.append(Problem.in_pack(str(root / "pack.yaml"), None, "file", "missing"))
     meta: _PackFile | None = None
     rules: dict[str, tuple[str, RuleSpec]] = {}
     questions: dict[str, tuple[str, QuestionSpec]] = {}
@@ -302,7 +279,7 @@ def load_rule_pack(path: str | Path) -> RulePack:
         sections = ("rules", "questions", "timeline_rules")
         unknown = sorted(set(data) - set(sections))
         for key in unknown:
-            problems.append(RuleProblem(label, None, str(key), "unknown section"
+            problems.append(Problem.in_pack(label, None, str(key), "unknown section"
                                         f"{suggest(str(key), sections)}"))
         kinds: tuple[tuple[str, dict[str, Any], type[_Spec]], ...] = (
             ("rules", rules, RuleSpec), ("questions", questions, QuestionSpec),
@@ -310,7 +287,7 @@ def load_rule_pack(path: str | Path) -> RulePack:
         for kind, target, model in kinds:
             items = data.get(kind, [])
             if not isinstance(items, list):
-                problems.append(RuleProblem(label, None, kind, "expected a list"))
+                problems.append(Problem.in_pack(label, None, kind, "expected a list"))
                 continue
             for index, item in enumerate(items):
                 item_id = item.get("id") if isinstance(item, dict) else None
@@ -319,22 +296,22 @@ def load_rule_pack(path: str | Path) -> RulePack:
                 if spec is None:
                     continue
                 if spec.id in target:
-                    problems.append(RuleProblem(label, spec.id, "id", "duplicate id, also in "
+                    problems.append(Problem.in_pack(label, spec.id, "id", "duplicate id, also in "
                                                 f"{target[spec.id][0]}"))
                     continue
                 target[spec.id] = (label, spec)
     for rule_id, (label, _) in sorted(timeline.items()):
         if rule_id in rules:
-            problems.append(RuleProblem(label, rule_id, "id", "duplicate id, also a rule in "
+            problems.append(Problem.in_pack(label, rule_id, "id", "duplicate id, also a rule in "
                                         f"{rules[rule_id][0]}"))
     if meta is not None:
         _check_rules(meta, rules, questions, problems)
         _check_timeline_rules(meta, timeline, problems)
         if timeline and meta.history is None:
-            problems.append(RuleProblem("pack.yaml", None, "history", "required when the pack "
+            problems.append(Problem.in_pack("pack.yaml", None, "history", "required when the pack "
                                         "has timeline rules (it defines their history facts)"))
         if meta.history is not None and meta.history.source.document not in meta.documents:
-            problems.append(RuleProblem("pack.yaml", None, "history.source.document",
+            problems.append(Problem.in_pack("pack.yaml", None, "history.source.document",
                                         f"unknown document {meta.history.source.document!r}"))
     if problems or meta is None:
         raise RulePackError(problems)
@@ -356,21 +333,21 @@ _SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoad
 one, which was most of the time it took to load the pack (and so of cold start)."""
 
 
-def _read_yaml(file: Path, label: str, problems: list[RuleProblem]) -> dict[str, Any] | None:
+def _read_yaml(file: Path, label: str, problems: list[Problem]) -> dict[str, Any] | None:
     try:
         data = yaml.load(file.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
         detail = " ".join(str(exc).split())
-        problems.append(RuleProblem(label, None, "file", f"cannot be read as YAML: {detail}"))
+        problems.append(Problem.in_pack(label, None, "file", f"cannot be read as YAML: {detail}"))
         return None
     if not isinstance(data, dict):
-        problems.append(RuleProblem(label, None, "file", "expected a mapping at the top level"))
+        problems.append(Problem.in_pack(label, None, "file", "expected a mapping at the top level"))
         return None
     return data
 
 
 def _validate(model: type[Any], data: object, label: str, ident: str | None, prefix: str,
-              problems: list[RuleProblem]) -> Any:
+              problems: list[Problem]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -385,13 +362,13 @@ def _validate(model: type[Any], data: object, label: str, ident: str | None, pre
             elif error["type"] == "extra_forbidden":
                 known = tuple(getattr(model, "model_fields", {}))
                 message = f"unknown field{suggest(str(error['loc'][-1]), known)}"
-            problems.append(RuleProblem(label, ident, prefix + where, message))
+            problems.append(Problem.in_pack(label, ident, prefix + where, message))
         return None
 
 
 def _check_rules(meta: _PackFile, rules: dict[str, tuple[str, RuleSpec]],
                  questions: dict[str, tuple[str, QuestionSpec]],
-                 problems: list[RuleProblem]) -> None:
+                 problems: list[Problem]) -> None:
     for rule_id, (label, rule) in sorted(rules.items()):
         problem = _reporter(problems, label, rule_id)
         _check_document(meta, rule.source, problem)
@@ -417,12 +394,12 @@ def _check_rules(meta: _PackFile, rules: dict[str, tuple[str, RuleSpec]],
         _check_explanation(rule.explanation, placeholders, allowed, needed, numbers, problem)
     for question_id, (label, question) in sorted(questions.items()):
         if question.when is not None and question.field in condition_fields(question.when):
-            problems.append(RuleProblem(label, question_id, "when", "a question is asked when "
+            problems.append(Problem.in_pack(label, question_id, "when", "a question is asked when "
                                         f"{question.field} is missing; do not also test it"))
 
 
 def _check_timeline_rules(meta: _PackFile, rules: dict[str, tuple[str, TimelineRuleSpec]],
-                          problems: list[RuleProblem]) -> None:
+                          problems: list[Problem]) -> None:
     for rule_id, (label, rule) in sorted(rules.items()):
         problem = _reporter(problems, label, rule_id)
         _check_document(meta, rule.source, problem)
@@ -434,10 +411,10 @@ def _check_timeline_rules(meta: _PackFile, rules: dict[str, tuple[str, TimelineR
                            thresholds(rule.when), problem)
 
 
-def _reporter(problems: list[RuleProblem], label: str, rule_id: str) -> Any:
+def _reporter(problems: list[Problem], label: str, rule_id: str) -> Any:
     """A ``problem(field, message)`` callback for one rule of one file."""
     def problem(field: str, message: str) -> None:
-        problems.append(RuleProblem(label, rule_id, field, message))
+        problems.append(Problem.in_pack(label, rule_id, field, message))
     return problem
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from marrow_triage.engine.encode import compile_timeline, fact_members
 from marrow_triage.engine.explain import MeasuredValues
 from marrow_triage.engine.triage import EvaluatorPool, TriageEngine
+from marrow_triage.errors import TimelineError
 from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.conditions import condition_fields
 from marrow_triage.pack.facts import HISTORY_FACT_FIELDS, FactValue, report_facts
@@ -38,10 +39,6 @@ from marrow_triage.units import format_number
 __all__ = ["Overdue", "Timeline", "TimelineError", "check_episode_id", "check_time"]
 
 EPISODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-
-
-class TimelineError(ValueError):
-    """A check-in that cannot be recorded (bad episode id or time)."""
 
 
 @dataclass(frozen=True)

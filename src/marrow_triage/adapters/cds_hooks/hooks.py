@@ -21,6 +21,7 @@ from typing import Any
 
 import jwt
 
+from marrow_triage.errors import CdsAuthError
 from marrow_triage.models import TriageResult, Urgency
 from marrow_triage.pack.loader import RulePack
 
@@ -54,10 +55,6 @@ _INDICATORS = {
 
 KeySpec = Mapping[str, Any] | str | Path
 """A JWKS (``{"keys": [...]}``), a single JWK dict, a PEM public key, or a path to either."""
-
-
-class CdsAuthError(Exception):
-    """A CDS client's JWT was missing or not acceptable; the message says why."""
 
 
 def indicator(level: Urgency) -> str:

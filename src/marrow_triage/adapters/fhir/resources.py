@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from marrow_triage.audit import library_version
+from marrow_triage.errors import Problem, QuestionnaireResponseError
 from marrow_triage.models import Finding, SymptomReport, TemperatureUnit, TriageResult, Urgency
 
 try:
@@ -87,31 +88,7 @@ _ANSWER_KEYS: Mapping[str, str] = MappingProxyType({
 })
 
 
-@dataclass(frozen=True)
-class ResponseProblem:
-    """One thing wrong with a QuestionnaireResponse, by question (``link_id``).
-
-    ``link_id`` is None for a problem with the resource as a whole (its type, status or
-    the Questionnaire it answers).
-    """
-
-    link_id: str | None
-    message: str
-
-    def __str__(self) -> str:
-        return self.message if self.link_id is None else f"{self.link_id}: {self.message}"
-
-
-class QuestionnaireResponseError(ValueError):
-    """A QuestionnaireResponse that cannot be read as a symptom report.
-
-    ``problems`` lists every problem found, each naming its question (linkId).
-    """
-
-    def __init__(self, problems: Sequence[ResponseProblem]) -> None:
-        self.problems: tuple[ResponseProblem, ...] = tuple(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"QuestionnaireResponse cannot be read as a symptom report:\n{lines}")
+ResponseProblem = Problem  # kept for callers of 0.1: a problem by linkId
 
 
 @dataclass(frozen=True)
