@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from marrow_triage import SymptomReport, TriageEngine, TriageResult, triage
 from marrow_triage.adapters.cli.main import app
+from marrow_triage.pack import RulePack, default_rules_path
 from marrow_triage.pack.catalogue import render_catalogue
-from marrow_triage.pack.loader import RulePack, default_rules_path
 
 ROOT = Path(__file__).resolve().parents[1]
 FEVER = ROOT / "examples" / "fever-101F.json"

@@ -44,7 +44,7 @@ from marrow_triage.models import (
     TriageResult,
     Urgency,
 )
-from marrow_triage.pack.loader import RulePack
+from marrow_triage.pack.spec import RulePack
 
 __all__ = [
     "AuditRecord",

@@ -53,7 +53,7 @@ from marrow_triage.models import (
 )
 from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
 from marrow_triage.pack.facts import FACT_FIELDS, FactField
-from marrow_triage.pack.loader import RulePack, RuleSpec
+from marrow_triage.pack.spec import RulePack, RuleSpec
 
 __all__ = ["report_dicts", "reports", "reports_at_level", "temperatures"]
 

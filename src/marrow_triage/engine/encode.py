@@ -25,7 +25,7 @@ from typing import Any
 from marrow_triage.models import SymptomReport, TemperatureUnit, Urgency
 from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
 from marrow_triage.pack.facts import READ_PLAN, TIMELINE_FACT_FIELDS, FactValue
-from marrow_triage.pack.loader import RulePack
+from marrow_triage.pack.spec import RulePack
 from marrow_triage.units import decimal_of
 
 __all__ = [

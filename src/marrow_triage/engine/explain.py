@@ -21,7 +21,7 @@ from marrow_triage.models import (
     Urgency,
 )
 from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
-from marrow_triage.pack.loader import RulePack, RuleSpec
+from marrow_triage.pack.spec import RulePack, RuleSpec
 from marrow_triage.units import decimal_of, format_number, format_temperature
 
 __all__ = ["Explainer", "MeasuredValues", "render_value"]

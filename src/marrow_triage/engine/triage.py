@@ -43,7 +43,7 @@ from marrow_triage.engine.encode import (
 from marrow_triage.engine.explain import Explainer
 from marrow_triage.errors import EngineError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
-from marrow_triage.pack.loader import RulePack
+from marrow_triage.pack.spec import RulePack
 
 __all__ = ["EngineError", "EvaluatorPool", "Fired", "TriageEngine"]
 

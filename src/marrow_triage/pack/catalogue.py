@@ -5,7 +5,7 @@ from __future__ import annotations
 from marrow_triage.models import Urgency
 from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
 from marrow_triage.pack.facts import FACT_FIELDS, HISTORY_FACT_FIELDS
-from marrow_triage.pack.loader import RulePack, RuleSpec, TimelineRuleSpec
+from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
 from marrow_triage.units import format_number
 
 __all__ = ["condition_in_words", "render_catalogue"]

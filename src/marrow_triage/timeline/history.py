@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from marrow_triage.models import Bleeding, SymptomReport
 from marrow_triage.pack.facts import FactValue
-from marrow_triage.pack.loader import HistorySettings
+from marrow_triage.pack.spec import HistorySettings
 from marrow_triage.timeline.store import CheckIn
 from marrow_triage.units import celsius, decimal_of, format_temperature
 

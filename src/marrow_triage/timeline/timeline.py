@@ -31,7 +31,7 @@ from marrow_triage.errors import TimelineError
 from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.conditions import condition_fields
 from marrow_triage.pack.facts import HISTORY_FACT_FIELDS, FactValue, report_facts
-from marrow_triage.pack.loader import RulePack
+from marrow_triage.pack.spec import RulePack
 from marrow_triage.timeline.history import History, derive
 from marrow_triage.timeline.store import CheckIn, Store, to_micros
 from marrow_triage.units import format_number

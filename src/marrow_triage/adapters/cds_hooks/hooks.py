@@ -23,7 +23,7 @@ import jwt
 
 from marrow_triage.errors import CdsAuthError
 from marrow_triage.models import TriageResult, Urgency
-from marrow_triage.pack.loader import RulePack
+from marrow_triage.pack.spec import RulePack
 
 __all__ = [
     "ALGORITHMS",

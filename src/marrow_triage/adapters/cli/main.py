@@ -22,9 +22,10 @@ from rich.text import Text
 from marrow_triage.adapters.cli.report_input import fail, parse_report, read_input, validation_lines
 from marrow_triage.adapters.cli.timeline import timeline_app
 from marrow_triage.engine.triage import EngineError, TriageEngine
+from marrow_triage.errors import RulePackError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import render_catalogue
-from marrow_triage.pack.loader import RulePack, RulePackError
+from marrow_triage.pack.spec import RulePack
 
 __all__ = ["app", "main", "validation_lines"]
 

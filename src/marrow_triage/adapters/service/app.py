@@ -47,7 +47,7 @@ from marrow_triage.adapters.cds_hooks.hooks import (
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.models import Source, SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import condition_in_words
-from marrow_triage.pack.loader import RuleSpec
+from marrow_triage.pack.spec import RuleSpec
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "create_app"]
 

@@ -1,0 +1,235 @@
+"""The rule pack's schema: what each rule, question and setting may say, as pydantic models.
+
+A :class:`RulePack` is the validated, ordered result of loading (``loader``) and checking
+(``checks``) the YAML files of a pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from marrow_triage.models import Source, Urgency
+from marrow_triage.pack.conditions import (
+    Condition,
+    condition_to_data,
+    parse_condition,
+    suggest,
+)
+from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
+
+__all__ = [
+    "ESCALATION_PLACEHOLDERS",
+    "RULE_ID",
+    "DocumentSpec",
+    "FindingsCount",
+    "HistorySettings",
+    "PackMeta",
+    "QuestionSpec",
+    "RulePack",
+    "RuleSpec",
+    "SourceRef",
+    "TimelineRuleSpec",
+]
+
+RULE_ID = r"^[a-z0-9][a-z0-9-]{1,63}$"
+ESCALATION_PLACEHOLDERS = ("count", "findings")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class DocumentSpec(_Spec):
+    """A document that rules cite."""
+
+    title: str = Field(min_length=1)
+    publisher: str = Field(min_length=1)
+    url: str | None = None
+    published: str | None = None
+
+
+class SourceRef(_Spec):
+    """A rule's citation: a document of the pack, its section and the sentence encoded."""
+
+    document: str = Field(min_length=1)
+    section: str = Field(min_length=1)
+    quote: str = Field(min_length=1)
+    verbatim: bool = True
+
+
+class FindingsCount(_Spec):
+    """Escalation trigger: at least ``at_least`` findings at exactly ``level``."""
+
+    level: Urgency
+    at_least: Annotated[int, Field(strict=True, ge=2, le=20)]
+
+
+class RuleSpec(_Spec):
+    """One rule as written in a rule file."""
+
+    id: str = Field(pattern=RULE_ID)
+    title: str = Field(min_length=1, max_length=80)
+    level: Urgency
+    when: Condition | None = None
+    when_findings: FindingsCount | None = None
+    explanation: str = Field(min_length=1)
+    advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    reassurance: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    source: SourceRef
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _parse_when(cls, value: Any) -> Condition | None:
+        return None if value is None else parse_condition(value)
+
+    @property
+    def is_escalation(self) -> bool:
+        """True for rules that combine other findings rather than test the report."""
+        return self.when_findings is not None
+
+    def condition_data(self) -> object:
+        """The condition in canonical form."""
+        if self.when is not None:
+            return condition_to_data(self.when)
+        assert self.when_findings is not None
+        return {"findings": self.when_findings.model_dump(mode="json")}
+
+
+class TimelineRuleSpec(_Spec):
+    """A rule over an episode's history, tested against ``TIMELINE_FACT_FIELDS``.
+
+    Written in a ``timeline_rules:`` section. It sees the current check-in's facts and
+    facts derived from the earlier check-ins of the same episode.
+    """
+
+    id: str = Field(pattern=RULE_ID)
+    title: str = Field(min_length=1, max_length=80)
+    level: Urgency
+    when: Condition
+    explanation: str = Field(min_length=1)
+    advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    source: SourceRef
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _parse_when(cls, value: Any) -> Condition:
+        return parse_condition(value, fields=TIMELINE_FACT_FIELDS)
+
+    def condition_data(self) -> object:
+        """The condition in canonical form."""
+        return condition_to_data(self.when)
+
+
+class QuestionSpec(_Spec):
+    """A question asked when ``field`` was not answered and ``when`` (if given) holds."""
+
+    id: str = Field(pattern=RULE_ID)
+    field: str
+    text: str = Field(min_length=1)
+    when: Condition | None = None
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _parse_when(cls, value: Any) -> Condition | None:
+        return None if value is None else parse_condition(value)
+
+    @field_validator("field")
+    @classmethod
+    def _known_field(cls, value: str) -> str:
+        if value not in FACT_FIELDS:
+            raise ValueError(f"unknown fact {value!r}{suggest(value, tuple(FACT_FIELDS))}")
+        return value
+
+
+class HistorySettings(_Spec):
+    """Parameters of the history facts that timeline rules test (``history:`` in pack.yaml).
+
+    They define ``raised_temperature_minutes``: the span of the unbroken run of readings
+    at or above ``raised_temperature_c``, no two more than ``raised_run_max_gap_hours``
+    apart, ending at the current check-in.
+    """
+
+    raised_temperature_c: Annotated[float, Field(strict=True, ge=37, le=40)]
+    raised_run_max_gap_hours: Annotated[float, Field(strict=True, gt=0, le=24)]
+    source: SourceRef
+
+
+class PackMeta(_Spec):
+    """What ``pack.yaml`` says: the pack's name, version, documents and history settings."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    version: str = Field(min_length=1)
+    description: str = ""
+    documents: dict[str, DocumentSpec] = Field(min_length=1)
+    history: HistorySettings | None = None
+
+
+@dataclass(frozen=True)
+class RulePack:
+    """A validated rule pack. Rules are sorted by id, so file order never matters."""
+
+    name: str
+    version: str
+    description: str
+    documents: Mapping[str, DocumentSpec]
+    rules: tuple[RuleSpec, ...]
+    questions: tuple[QuestionSpec, ...]
+    sha256: str
+    timeline_rules: tuple[TimelineRuleSpec, ...] = ()
+    history: HistorySettings | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> RulePack:
+        """Load and validate the pack in directory ``path``."""
+        from marrow_triage.pack.loader import load_rule_pack  # the loader builds packs
+
+        return load_rule_pack(path)
+
+    @classmethod
+    def default(cls) -> RulePack:
+        """The pack shipped with the library."""
+        from marrow_triage.pack.loader import default_rules_path, load_rule_pack
+
+        return load_rule_pack(default_rules_path())
+
+    @cached_property
+    def _rules_by_id(self) -> dict[str, RuleSpec]:
+        return {rule.id: rule for rule in self.rules}
+
+    @cached_property
+    def _sources(self) -> dict[str, Source]:
+        sources = {rule.id: self._build_source(rule) for rule in self.rules}
+        sources.update((rule.id, self._build_source(rule)) for rule in self.timeline_rules)
+        return sources
+
+    def rule(self, rule_id: str) -> RuleSpec:
+        """The rule with this id."""
+        rule = self._rules_by_id.get(rule_id)
+        if rule is not None:
+            return rule
+        raise KeyError(f"no rule {rule_id!r}{suggest(rule_id, [r.id for r in self.rules])}")
+
+    def timeline_rule(self, rule_id: str) -> TimelineRuleSpec:
+        """The timeline rule with this id."""
+        for rule in self.timeline_rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(f"no timeline rule {rule_id!r}"
+                       f"{suggest(rule_id, [r.id for r in self.timeline_rules])}")
+
+    def source(self, rule: RuleSpec | TimelineRuleSpec) -> Source:
+        """The full citation of a rule (built once per rule; models are immutable)."""
+        return self._sources[rule.id]
+
+    def _build_source(self, rule: RuleSpec | TimelineRuleSpec) -> Source:
+        doc = self.documents[rule.source.document]
+        return Source(
+            document=rule.source.document, title=doc.title, publisher=doc.publisher, url=doc.url,
+            section=rule.source.section, quote=rule.source.quote, verbatim=rule.source.verbatim,
+        )
