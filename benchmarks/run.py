@@ -40,13 +40,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests"))  # the reference evaluator and the plain encoding
 
 from mix import mixed_reports  # noqa: E402
 from zen_compile import compile_jdm, zen_level  # noqa: E402
 
 from marrow_triage import SymptomReport, TriageEngine, Urgency  # noqa: E402
-from marrow_triage.engine.encode import compile_pack, count_field, engine_fact  # noqa: E402
+from marrow_triage.engine.encode import compile_pack, count_field  # noqa: E402
 from marrow_triage.pack.facts import report_facts  # noqa: E402
+from plain_encoding import engine_fact  # noqa: E402
 
 TARGETS = {"overhead": 1.3, "zen": 3.0, "p50_us": 100.0, "p99_us": 1000.0, "batch": 15000.0,
            "cold_ms": 300.0}
@@ -259,7 +261,6 @@ def main() -> int:
 
     import zen
 
-    sys.path.insert(0, str(ROOT / "tests"))
     from reference import ReferencePack
 
     print(f"python {platform.python_version()} on {platform.machine()}, "

@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marrow_triage import SymptomReport
-from marrow_triage.engine.encode import engine_fact, fact_members, report_members
+from marrow_triage.engine.durable import fact_members, report_members
 from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
 from marrow_triage.testing import reports
 from marrow_triage.units import decimal_of, exact
+from plain_encoding import engine_fact
 
 TAGS = '"t":"report","sid":"0","id":"r"'
 

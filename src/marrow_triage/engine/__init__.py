@@ -1,8 +1,10 @@
 """The engine: a rule pack encoded for durable_rules, evaluated, and explained.
 
-Reads top to bottom as a report's path: ``encode`` (pack and report to durable_rules
-facts), ``triage`` (the engine object and its durable_rules hosts), ``explain``
-(fired rules to an explained result).
+``encode`` compiles a pack to a durable_rules ruleset; ``durable`` is the only module
+that calls durable_rules (hosts, facts as JSON, what keeps it from crashing, and the
+speed tricks); ``explain`` turns the rules that fired into an explained result;
+``triage`` holds :class:`TriageEngine`, whose ``triage`` reads as a report's path to its
+result.
 """
 
 from marrow_triage.engine.triage import EngineError, TriageEngine

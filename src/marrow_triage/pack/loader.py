@@ -64,7 +64,7 @@ def load_rule_pack(path: str | Path) -> RulePack:
         if data is None:
             continue
         if file.name == "pack.yaml":
-            meta = _validate(PackMeta, data, label, None, "", problems)
+            meta = _validate(PackMeta, data, label, None, problems)
             continue
         sections = ("rules", "questions", "timeline_rules")
         unknown = sorted(set(data) - set(sections))
@@ -82,7 +82,7 @@ def load_rule_pack(path: str | Path) -> RulePack:
             for index, item in enumerate(items):
                 item_id = item.get("id") if isinstance(item, dict) else None
                 ident = item_id if isinstance(item_id, str) else f"{kind}[{index}]"
-                spec = _validate(model, item, label, ident, "", problems)
+                spec = _validate(model, item, label, ident, problems)
                 if spec is None:
                     continue
                 if spec.id in target:
@@ -119,8 +119,8 @@ def load_rule_pack(path: str | Path) -> RulePack:
 
 
 _SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader when PyYAML was built with it: ~20x faster than the pure-Python
-one, which was most of the time it took to load the pack (and so of cold start)."""
+"""libyaml's safe loader when PyYAML was built with it: the pure-Python one was most of
+the time it took to load the pack, and so of cold start (benchmarks/README.md)."""
 
 
 def _read_yaml(file: Path, label: str, problems: list[Problem]) -> dict[str, Any] | None:
@@ -136,23 +136,23 @@ def _read_yaml(file: Path, label: str, problems: list[Problem]) -> dict[str, Any
     return data
 
 
-def _validate(model: type[Any], data: object, label: str, ident: str | None, prefix: str,
+def _validate(model: type[Any], data: object, label: str, ident: str | None,
               problems: list[Problem]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "rule"
+            loc = [str(part) for part in error["loc"]]
+            where = ".".join(loc) or "rule"
             message = error["msg"]
             ctx_error = error.get("ctx", {}).get("error")
             if isinstance(ctx_error, ConditionError):
-                where, message = f"{where}.{ctx_error.path.removeprefix('when.')}", \
-                    ctx_error.message
-                where = where.replace("when.when", "when")
+                # The condition's own path starts at the field it was given (``when``).
+                where, message = ".".join([*loc[:-1], ctx_error.path]), ctx_error.message
             elif error["type"] == "extra_forbidden":
                 known = tuple(getattr(model, "model_fields", {}))
                 message = f"unknown field{suggest(str(error['loc'][-1]), known)}"
-            problems.append(Problem.in_pack(label, ident, prefix + where, message))
+            problems.append(Problem.in_pack(label, ident, where, message))
         return None
 
 

@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from marrow_triage.engine.encode import compile_timeline, fact_members
+from marrow_triage.engine.durable import EvaluatorPool, fact_members
+from marrow_triage.engine.encode import compile_timeline
 from marrow_triage.engine.explain import MeasuredValues
-from marrow_triage.engine.triage import EvaluatorPool, TriageEngine
+from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.errors import TimelineError
 from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.conditions import condition_fields
@@ -100,9 +101,9 @@ class Timeline:
         """Record a check-in taken at ``at`` and return its result, after storing both."""
         check_episode_id(episode_id)
         check_time(at)
-        single = self.engine.triage(report)  # validates the report
         validated = report if isinstance(report, SymptomReport) else \
             SymptomReport.model_validate(report)
+        single = self.engine.triage(validated)
         stored = self.store.checkins(episode_id)
         if stored and stored[-1].at < at - self.expire_after:
             self.store.forget(episode_id)  # expired: this check-in starts a new episode
