@@ -11,19 +11,20 @@ from hypothesis import given, settings
 from pydantic import ValidationError
 
 from marrow_triage import SymptomReport, Temperature, TriageResult, Urgency, triage
+from marrow_triage.errors import MAX_LISTED_PROBLEMS
 from marrow_triage.testing import report_dicts
 
 BASE: dict[str, Any] = {"hours_since_procedure": 30}
 
 INVALID: list[tuple[str, dict[str, Any], tuple[str | int, ...], str]] = [
     ("temperature 60 C", {"temperature": {"value": 60, "unit": "C"}}, ("temperature",),
-     "60 °C is not a plausible body temperature"),
+     "not a plausible body temperature (expected 30 to 45 °C)"),
     ("temperature 29.99 C", {"temperature": {"value": 29.99, "unit": "C"}}, ("temperature",),
      "plausible"),
     ("temperature 45.01 C", {"temperature": {"value": 45.01, "unit": "C"}}, ("temperature",),
      "plausible"),
     ("temperature 113.5 F", {"temperature": {"value": 113.5, "unit": "F"}}, ("temperature",),
-     "113.5 °F"),
+     "expected 86 to 113 °F"),
     ("temperature 38 F", {"temperature": {"value": 38, "unit": "F"}}, ("temperature",),
      "plausible"),
     ("temperature in kelvin", {"temperature": {"value": 311, "unit": "K"}},
@@ -206,3 +207,42 @@ def test_json_schema_of_the_result() -> None:
 def test_a_result_round_trips_through_json() -> None:
     result = triage({**BASE, "temperature": {"value": 101.3, "unit": "F"}, "chills": True})
     assert TriageResult.model_validate_json(result.model_dump_json()) == result
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["report", "temperature"])
+def test_validation_stops_after_the_listed_number_of_unknown_keys(nested: bool) -> None:
+    """Issue 13: 29,612 unknown keys gave 29,613 errors; past the limit they are counted."""
+    junk = {f"k{i:05d}": 1 for i in range(29_612)}
+    data: dict[str, Any] = {**BASE, "site_pain": 99}
+    if nested:
+        data["temperature"] = {"value": 37, "unit": "C", **junk}
+    else:
+        data.update(junk)
+    with pytest.raises(ValidationError) as info:
+        SymptomReport.model_validate_json(json.dumps(data))
+    errors = info.value.errors(include_url=False)
+    prefix = ("temperature",) if nested else ()
+    if nested:  # the report around the temperature is still validated
+        assert errors.pop()["loc"] == ("site_pain",)
+    assert len(errors) == MAX_LISTED_PROBLEMS + 1
+    assert [e["loc"] for e in errors[:-1]] == [(*prefix, f"k{i:05d}") for i in range(20)]
+    assert {e["type"] for e in errors[:-1]} == {"extra_forbidden"}
+    assert errors[-1]["loc"] == prefix
+    assert "29592 more unknown field(s)" in errors[-1]["msg"]
+
+
+def test_a_few_unknown_keys_are_all_listed_with_the_other_errors() -> None:
+    data = {**BASE, "site_pain": 99, **{f"k{i}": 1 for i in range(MAX_LISTED_PROBLEMS)}}
+    with pytest.raises(ValidationError) as info:
+        SymptomReport.model_validate(data)
+    locs = [e["loc"] for e in info.value.errors()]
+    assert ("site_pain",) in locs
+    assert sum(1 for loc in locs if str(loc[0]).startswith("k")) == MAX_LISTED_PROBLEMS
+
+
+def test_implausible_temperature_message_does_not_repeat_the_reading() -> None:
+    with pytest.raises(ValidationError) as info:
+        SymptomReport.model_validate({**BASE, "temperature": {"value": 41.73, "unit": "F"}})
+    [error] = info.value.errors()
+    assert "41.73" not in error["msg"]
+    assert "expected 86 to 113 °F" in error["msg"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import string
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,12 @@ from hypothesis import HealthCheck, given, settings
 
 from live_server import LiveServer
 from marrow_triage import SymptomReport, TriageEngine, TriageResult
-from marrow_triage.adapters.service.app import create_app
+from marrow_triage.adapters.service.app import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY_BYTES,
+    create_app,
+)
+from marrow_triage.errors import MAX_LISTED_PROBLEMS
 from marrow_triage.testing import report_dicts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,6 +172,53 @@ def test_body_size_limit(client: httpx.Client) -> None:
         "/v1/triage", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
     )
     assert response.status_code == 413
+
+
+@pytest.fixture(scope="module")
+def roomy(engine: TriageEngine) -> Iterator[httpx.Client]:
+    """A server with the default body and batch limits."""
+    with LiveServer(lambda url: create_app(engine, token=TOKEN)) as live, \
+            httpx.Client(base_url=live.url, headers=AUTH) as c:
+        yield c
+
+
+def test_many_unknown_keys_give_a_small_422(roomy: httpx.Client) -> None:
+    """Issue 13: a 256 KB body of 29,612 unknown keys answered 2.6 MB listing each."""
+    keys = ["".join(k) for k in itertools.product(string.ascii_letters + string.digits,
+                                                  repeat=3)][:29_612]
+    body = {"hours_since_procedure": 1, **dict.fromkeys(keys, 1)}
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    assert len(raw) <= DEFAULT_MAX_BODY_BYTES
+    response = roomy.post("/v1/triage", content=raw,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert len(response.content) < 4096
+    detail = response.json()["detail"]
+    assert len(detail) == MAX_LISTED_PROBLEMS + 1
+    assert detail[0]["loc"] == ["body", "aaa"]
+    assert detail[-1]["msg"] == f"and {29_612 - MAX_LISTED_PROBLEMS} more problem(s), not listed"
+
+
+def test_a_batch_of_bad_reports_gives_a_small_422(roomy: httpx.Client) -> None:
+    bad = {"hours_since_procedure": -1, "site_pain": 11, "chills": "yes", "bleeding": "x"}
+    response = roomy.post("/v1/triage/batch", json=[bad] * DEFAULT_MAX_BATCH)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert len(detail) == MAX_LISTED_PROBLEMS + 1
+    assert detail[0]["loc"] == ["body", 0, "hours_since_procedure"]
+    assert detail[-1]["msg"] == (
+        f"and {4 * DEFAULT_MAX_BATCH - MAX_LISTED_PROBLEMS} more problem(s), not listed")
+
+
+def test_422_does_not_repeat_the_reported_values(roomy: httpx.Client) -> None:
+    report = {"hours_since_procedure": 1, "temperature": {"value": 49.37, "unit": "C"},
+              "site_pain": 17}
+    response = roomy.post("/v1/triage", json=report)
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [
+        ["body", "temperature"], ["body", "site_pain"]]
+    assert "49.37" not in response.text
+    assert "17" not in response.text
 
 
 HOSTILE: list[bytes] = [

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_LISTED_PROBLEMS",
     "CdsAuthError",
     "CdsError",
     "ConditionError",
@@ -35,6 +36,13 @@ __all__ = [
     "StoreError",
     "TimelineError",
 ]
+
+
+MAX_LISTED_PROBLEMS = 20
+"""How many problems an error lists; the rest are counted, not listed (nor looked for).
+
+A body of 30,000 misspelt keys must cost a small answer, not 30,000 lines each with a
+spelling suggestion."""
 
 
 @dataclass(frozen=True, slots=True)

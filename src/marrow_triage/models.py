@@ -8,9 +8,21 @@ is not a temperature.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from marrow_triage.errors import MAX_LISTED_PROBLEMS
 
 __all__ = [
     "AuditRecord",
@@ -27,6 +39,7 @@ __all__ = [
     "TemperatureUnit",
     "TriageResult",
     "Urgency",
+    "listed_errors",
 ]
 
 
@@ -168,7 +181,65 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
-class Temperature(_Model):
+_TOO_MANY = "too_many_unknown_fields"
+
+
+class _InputModel(_Model):
+    """An input model: past ``MAX_LISTED_PROBLEMS`` unknown keys, validation stops.
+
+    pydantic reports every unknown key, and every caller renders each one: 30,000 keys
+    made a 2.6 MB answer. Beyond the limit the first keys are listed, the rest counted,
+    and the known fields are not validated at all (the input is wrong either way).
+    """
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _few_unknown_keys(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Fast path: with this few keys there cannot be too many unknown ones.
+        if not isinstance(data, dict) or len(data) <= MAX_LISTED_PROBLEMS:
+            return handler(data)
+        fields = cls.model_fields
+        unknown = [key for key in data if key not in fields]
+        if len(unknown) <= MAX_LISTED_PROBLEMS:
+            return handler(data)
+        listed = [
+            InitErrorDetails(type="extra_forbidden", loc=(key,), input=data[key])
+            for key in unknown[:MAX_LISTED_PROBLEMS]
+        ]
+        rest = len(unknown) - MAX_LISTED_PROBLEMS
+        listed.append(InitErrorDetails(
+            type=PydanticCustomError(
+                _TOO_MANY,
+                "and {rest} more unknown field(s), not listed; validation stopped",
+                {"rest": rest},
+            ),
+            loc=(),
+            input=None,
+        ))
+        raise ValidationError.from_exception_data(cls.__name__, listed)
+
+
+def listed_errors(
+    errors: Iterable[Mapping[str, Any]], limit: int = MAX_LISTED_PROBLEMS
+) -> tuple[list[Mapping[str, Any]], int]:
+    """The validation errors to list (at most ``limit``) and how many more there are.
+
+    Takes pydantic's error dicts (``ValidationError.errors()``); the count includes the
+    unknown keys an input model counted without listing.
+    """
+    listed: list[Mapping[str, Any]] = []
+    rest = 0
+    for error in errors:
+        if error.get("type") == _TOO_MANY:
+            rest += int((error.get("ctx") or {}).get("rest", 0))
+        elif len(listed) < limit:
+            listed.append(error)
+        else:
+            rest += 1
+    return listed, rest
+
+
+class Temperature(_InputModel):
     """A temperature reading in degrees Celsius or Fahrenheit."""
 
     value: _Finite = Field(description="The reading as shown on the thermometer.")
@@ -178,14 +249,15 @@ class Temperature(_Model):
     def _plausible(self) -> Temperature:
         low, high = TEMPERATURE_LIMITS[self.unit]
         if not low <= self.value <= high:
+            # The reading itself is not repeated: error answers never echo a report.
             raise ValueError(
-                f"{self.value:g} °{self.unit.value} is not a plausible body temperature "
-                f"(expected {low:g} to {high:g} °{self.unit.value})"
+                f"not a plausible body temperature (expected {low:g} to {high:g} "
+                f"°{self.unit.value})"
             )
         return self
 
 
-class SymptomReport(_Model):
+class SymptomReport(_InputModel):
     """What the patient reports at one check-in after the procedure.
 
     Only ``hours_since_procedure`` is required. A symptom field left out means "not

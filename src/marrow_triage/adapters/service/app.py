@@ -45,7 +45,7 @@ from marrow_triage.adapters.cds_hooks.hooks import (
     discovery,
 )
 from marrow_triage.engine.triage import TriageEngine
-from marrow_triage.models import Source, SymptomReport, TriageResult, Urgency
+from marrow_triage.models import Source, SymptomReport, TriageResult, Urgency, listed_errors
 from marrow_triage.pack.catalogue import condition_in_words
 from marrow_triage.pack.spec import RuleSpec
 
@@ -325,12 +325,17 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Field paths and messages only: the input itself is not echoed back.
+        # Field paths and messages only: the input itself is not echoed back. At most
+        # MAX_LISTED_PROBLEMS, then a count: 29,612 unknown keys made a 2.6 MB answer.
+        listed, rest = listed_errors(exc.errors())
         detail = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")),
              "type": str(e.get("type", ""))}
-            for e in exc.errors()
+            for e in listed
         ]
+        if rest:
+            detail.append({"loc": ["body"], "msg": f"and {rest} more problem(s), not listed",
+                           "type": "too_many_errors"})
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.get("/healthz", tags=["ops"])
