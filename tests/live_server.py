@@ -15,10 +15,12 @@ class LiveServer:
     """``with LiveServer(lambda url: create_app(...)) as server: httpx.get(server.url)``.
 
     The socket is bound first, so the app factory gets the server's own URL (the CDS
-    Hooks JWT audience).
+    Hooks JWT audience). ``config`` builds the uvicorn settings from the app (default:
+    uvicorn's own).
     """
 
-    def __init__(self, app_factory: Callable[[str], Any]) -> None:
+    def __init__(self, app_factory: Callable[[str], Any],
+                 config: Callable[[Any], uvicorn.Config] | None = None) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
@@ -26,8 +28,10 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app_factory(self.url)
         # log_config=None: uvicorn's loggers propagate to the root logger (and caplog).
-        config = uvicorn.Config(self.app, log_config=None, access_log=True, lifespan="off")
-        self.server = uvicorn.Server(config)
+        settings = (config(self.app) if config is not None
+                    else uvicorn.Config(self.app, log_config=None, access_log=True,
+                                        lifespan="off"))
+        self.server = uvicorn.Server(settings)
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )

@@ -233,11 +233,22 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
     rules: RulesOption = None,
+    request_timeout: Annotated[float, typer.Option(
+        help="Seconds a client has to send a whole request (headers and body).",
+        min=0.1, max=600)] = 10.0,
+    max_connections: Annotated[int, typer.Option(
+        help="Open connections at most; more are answered 503 and closed.",
+        min=1, max=100_000)] = 200,
+    forwarded_allow_ips: Annotated[str | None, typer.Option(
+        help="Proxies (comma-separated addresses) whose X-Forwarded-* headers are "
+             "believed; by default nobody's.",
+        envvar="MARROW_TRIAGE_FORWARDED_ALLOW_IPS")] = None,
 ) -> None:
     """Run the HTTP service (needs the "service" extra).
 
-    /v1 needs the bearer token in MARROW_TRIAGE_API_TOKEN; CDS Hooks clients are read from
-    the JSON file named by MARROW_TRIAGE_CDS_CLIENTS.
+    /v1 needs the bearer token in MARROW_TRIAGE_API_TOKEN (32 characters or more); CDS
+    Hooks clients are read from the JSON file named by MARROW_TRIAGE_CDS_CLIENTS, and
+    the service's public URL from MARROW_TRIAGE_PUBLIC_URL.
 
     Example: marrow-triage serve --port 8000   (after export MARROW_TRIAGE_API_TOKEN=...)
     """
@@ -245,6 +256,7 @@ def serve(
         import uvicorn
 
         from marrow_triage.adapters.service.app import create_app
+        from marrow_triage.adapters.service.server import server_config
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         fail([f"the service needs the [service] extra: {exc}"])
     if host not in ("127.0.0.1", "::1", "localhost"):
@@ -255,7 +267,10 @@ def serve(
         application = create_app(engine)
     except ValueError as exc:
         fail([f"configuration: {exc}"])
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    config = server_config(application, host=host, port=port, request_timeout=request_timeout,
+                           max_connections=max_connections,
+                           forwarded_allow_ips=forwarded_allow_ips)
+    uvicorn.Server(config).run()
 
 
 def main() -> None:

@@ -160,7 +160,7 @@ class _Gate:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                break
+                return  # the client went away (or was cut off): nothing to answer
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
                 await self._too_large(scope, receive, send)
