@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from marrow_triage import SymptomReport, TriageEngine, TriageResult, triage
-from marrow_triage.adapters.cli import report_input
+from marrow_triage import errors
 from marrow_triage.adapters.cli.main import app
 from marrow_triage.errors import MAX_LISTED_PROBLEMS
 from marrow_triage.pack import RulePack, default_rules_path
@@ -93,14 +93,14 @@ def test_many_unknown_keys_give_few_lines_and_few_suggestions(
 ) -> None:
     """Issue 13: 50,000 unknown keys cost 3.5 s of "did you mean" suggestions."""
     calls = 0
-    real_suggest = report_input.suggest
+    real_suggest = errors.suggest
 
     def counting_suggest(name: str, known: tuple[str, ...]) -> str:
         nonlocal calls
         calls += 1
         return real_suggest(name, known)
 
-    monkeypatch.setattr(report_input, "suggest", counting_suggest)
+    monkeypatch.setattr(errors, "suggest", counting_suggest)
     report = {"hours_since_procedure": 20, "chils": True,
               **{f"key{i:05d}": True for i in range(50_000)}}
     code, out, err = invoke("check", "-", "--json", stdin=json.dumps(report))

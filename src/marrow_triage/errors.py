@@ -4,6 +4,7 @@
 
     MarrowTriageError
     ├── ReportError                  a symptom report that cannot be triaged (bad field)
+    │   ├── ReportValidationError    ... as the engine raises it (also a pydantic.ValidationError)
     │   └── QuestionnaireResponseError   ... given as a FHIR QuestionnaireResponse
     ├── RulePackError                a rule pack that cannot be used
     │   └── ConditionError           one ``when`` tree that does not type-check
@@ -19,8 +20,14 @@ HTTP service and FHIR render (one line, or one JSON object, per problem).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast, get_args
+
+import pydantic_core
+import pydantic_core.core_schema
 
 __all__ = [
     "MAX_LISTED_PROBLEMS",
@@ -32,10 +39,22 @@ __all__ = [
     "Problem",
     "QuestionnaireResponseError",
     "ReportError",
+    "ReportValidationError",
     "RulePackError",
     "StoreError",
     "TimelineError",
+    "suggest",
+    "validation_problems",
 ]
+
+MAX_FIELD_NAME = 60
+"""Longer field names (unknown keys) are cut when shown: a problem never echoes megabytes."""
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` when a close match exists, else ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 MAX_LISTED_PROBLEMS = 20
@@ -163,3 +182,85 @@ class CdsError(MarrowTriageError):
 
 class CdsAuthError(CdsError):
     """A CDS client's JWT was missing or not acceptable; the message says why."""
+
+
+KnownFields = Callable[[tuple[int | str, ...]], Iterable[str]]
+"""The field names allowed under a location (for "did you mean" on unknown fields)."""
+
+
+def validation_problems(errors: Iterable[Mapping[str, Any]], *,
+                        known_fields: KnownFields | None = None) -> tuple[Problem, ...]:
+    """One :class:`Problem` per pydantic error: the dotted field path and the message.
+
+    Odd field names (empty, spaces, control characters) are shown quoted and long ones
+    cut; an unknown field gets a "did you mean" from ``known_fields`` of its parent.
+    """
+    problems = []
+    for error in errors:
+        loc: Sequence[int | str] = tuple(error.get("loc", ()))
+        path = ".".join(_shown(part) for part in loc) or None
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "extra_forbidden" and loc and known_fields is not None:
+            message += suggest(str(loc[-1]), known_fields(tuple(loc[:-1])))
+        problems.append(Problem(path, message))
+    return tuple(problems)
+
+
+def _shown(part: int | str) -> str:
+    if not isinstance(part, str):
+        return str(part)
+    name = part
+    if len(name) > MAX_FIELD_NAME:
+        name = f"{name[:MAX_FIELD_NAME]}… ({len(name)} characters)"
+    return name if name.isidentifier() else json.dumps(name, ensure_ascii=True)
+
+
+class ReportValidationError(ReportError, pydantic_core.ValidationError):
+    """An invalid report, as :meth:`~marrow_triage.TriageEngine.triage` raises it.
+
+    A :class:`ReportError` with one problem per bad field (at most
+    ``MAX_LISTED_PROBLEMS``; ``unlisted`` counts the rest). It is also the
+    ``pydantic.ValidationError`` that ``triage`` raised before this hierarchy existed
+    (same ``errors()``), so callers catching that keep working; pydantic's error is its
+    ``__cause__``. Its message names fields and never quotes the values given.
+    """
+
+    unlisted: int = 0
+    """How many more problems there were than are listed in ``problems``."""
+
+    def __init__(self, *_pydantic_args: object) -> None:
+        # pydantic builds the instance (from_exception_data, or unpickling) and passes its
+        # own arguments; the problems are read back from the errors.
+        errors = self.errors(include_url=False, include_input=False)
+        ReportError.__init__(self, validation_problems(errors[:MAX_LISTED_PROBLEMS]))
+        self.unlisted = max(0, len(errors) - MAX_LISTED_PROBLEMS)
+
+    @classmethod
+    def wrapping(cls, exc: pydantic_core.ValidationError, problems: Iterable[Problem],
+                 unlisted: int = 0) -> ReportValidationError:
+        """This error for pydantic's ``exc`` (its ``__cause__``), listing ``problems``."""
+        error = cls.from_exception_data(exc.title, [
+            _init_details(e) for e in exc.errors(include_url=False)])
+        ReportError.__init__(error, problems)
+        error.unlisted = unlisted
+        error.__cause__ = exc
+        return error
+
+    def __str__(self) -> str:
+        more = f"\n  ... and {self.unlisted} more problem(s)" if self.unlisted else ""
+        return f"{self.args[0]}{more}"
+
+
+_PYDANTIC_ERROR_TYPES = frozenset(get_args(pydantic_core.core_schema.ErrorType))
+
+
+def _init_details(error: Mapping[str, Any]) -> pydantic_core.InitErrorDetails:
+    """An error of ``ValidationError.errors()`` in the form that rebuilds it."""
+    kind = error["type"]
+    details: dict[str, Any] = {"type": kind, "loc": error["loc"], "input": error.get("input")}
+    if error.get("ctx") is not None:
+        details["ctx"] = error["ctx"]
+    if kind not in _PYDANTIC_ERROR_TYPES:  # a model's own error: kept with its message
+        details["type"] = pydantic_core.PydanticCustomError(kind, error["msg"])
+        details.pop("ctx", None)
+    return cast("pydantic_core.InitErrorDetails", details)

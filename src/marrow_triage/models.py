@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from marrow_triage.errors import MAX_LISTED_PROBLEMS
+from marrow_triage.errors import MAX_LISTED_PROBLEMS, ReportValidationError, validation_problems
 
 __all__ = [
     "AuditRecord",
@@ -39,6 +39,7 @@ __all__ = [
     "TemperatureUnit",
     "TriageResult",
     "Urgency",
+    "invalid_report",
     "listed_errors",
 ]
 
@@ -382,3 +383,20 @@ class AuditRecord(_Model):
     ruleset: RulesetInfo
     report: SymptomReport
     result: TriageResult
+
+
+def invalid_report(exc: ValidationError) -> ReportValidationError:
+    """pydantic's error for a :class:`SymptomReport` as the library's
+    :class:`~marrow_triage.errors.ReportValidationError`: at most ``MAX_LISTED_PROBLEMS``
+    problems (unknown fields with a "did you mean"), the rest counted."""
+    listed, rest = listed_errors(exc.errors(include_url=False, include_input=False))
+    problems = validation_problems(listed, known_fields=_known_report_fields)
+    return ReportValidationError.wrapping(exc, problems, unlisted=rest)
+
+
+def _known_report_fields(parent: tuple[int | str, ...]) -> tuple[str, ...]:
+    if not parent:
+        return tuple(SymptomReport.model_fields)
+    if parent == ("temperature",):
+        return tuple(Temperature.model_fields)
+    return ()

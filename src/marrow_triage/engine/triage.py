@@ -12,11 +12,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from marrow_triage.engine.durable import EvaluatorPool, report_members
 from marrow_triage.engine.encode import compile_pack
 from marrow_triage.engine.explain import Explainer
 from marrow_triage.errors import EngineError
-from marrow_triage.models import SymptomReport, TriageResult
+from marrow_triage.models import SymptomReport, TriageResult, invalid_report
 from marrow_triage.pack.spec import RulePack
 
 __all__ = ["EngineError", "ReportInput", "TriageEngine"]
@@ -58,8 +60,10 @@ class TriageEngine:
     def triage(self, report: ReportInput) -> TriageResult:
         """Triage one report (a :class:`SymptomReport` or a dict of its JSON form).
 
-        Raises :class:`pydantic.ValidationError` for an invalid report, and
-        :class:`EngineError` if the engine fails on a valid one.
+        Raises :class:`~marrow_triage.ReportError` naming each bad field of an invalid
+        report (a :class:`~marrow_triage.errors.ReportValidationError`, which is also the
+        ``pydantic.ValidationError`` that older callers catch), and :class:`EngineError` if the
+        engine fails on a valid one.
         """
         validated = _as_report(report)
         evaluator = self._hosts.checkout()
@@ -72,8 +76,12 @@ class TriageEngine:
         return result
 
     def triage_json(self, data: str | bytes) -> TriageResult:
-        """Triage a report given as JSON text."""
-        return self.triage(SymptomReport.model_validate_json(data))
+        """Triage a report given as JSON text (errors as :meth:`triage`)."""
+        try:
+            report = SymptomReport.model_validate_json(data)
+        except ValidationError as exc:
+            raise invalid_report(exc) from exc
+        return self.triage(report)
 
     def triage_many(self, reports: Iterable[ReportInput]) -> list[TriageResult]:
         """Triage many reports with one host checkout; results keep the input order.
@@ -108,4 +116,7 @@ class TriageEngine:
 def _as_report(report: ReportInput) -> SymptomReport:
     if isinstance(report, SymptomReport):
         return report
-    return SymptomReport.model_validate(report)
+    try:
+        return SymptomReport.model_validate(report)
+    except ValidationError as exc:
+        raise invalid_report(exc) from exc

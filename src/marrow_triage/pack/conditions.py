@@ -16,14 +16,13 @@ Numeric thresholds have at most six decimal places, so that they are exact in th
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
-from marrow_triage.errors import ConditionError
+from marrow_triage.errors import ConditionError, suggest
 from marrow_triage.pack.facts import FACT_FIELDS, FactField, FactValue
 from marrow_triage.units import decimal_of
 
@@ -69,12 +68,6 @@ class AnyOf:
 
 
 Condition = FieldTest | AllOf | AnyOf
-
-
-def suggest(name: str, known: Iterator[str] | list[str] | tuple[str, ...]) -> str:
-    """``" (did you mean 'x'?)"`` when a close match exists, else ``""``."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def parse_condition(data: object, path: str = "when",

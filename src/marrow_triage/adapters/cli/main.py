@@ -19,7 +19,12 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
-from marrow_triage.adapters.cli.report_input import fail, parse_report, read_input, validation_lines
+from marrow_triage.adapters.cli.report_input import (
+    fail,
+    problem_lines,
+    read_report,
+    validation_lines,
+)
 from marrow_triage.adapters.cli.timeline import timeline_app
 from marrow_triage.engine.triage import EngineError, TriageEngine
 from marrow_triage.errors import RulePackError
@@ -64,7 +69,7 @@ def _engine(rules: Path | None) -> TriageEngine:
     try:
         pack = RulePack.default() if rules is None else RulePack.from_path(rules)
     except RulePackError as exc:
-        fail([f"rule pack: {p}" for p in exc.problems])
+        fail(problem_lines(exc.problems, "rule pack: "))
     return TriageEngine(pack)
 
 
@@ -95,7 +100,7 @@ def check(
 
     Example: echo '{"hours_since_procedure": 20}' | marrow-triage check - --json
     """
-    report = parse_report(read_input(file))
+    report = read_report(file)
     engine = _engine(rules)
     try:
         result = engine.triage(report)
@@ -160,7 +165,7 @@ def rules_check(
         pack = RulePack.from_path(directory)
         TriageEngine(pack)  # compiles into durable_rules definitions as well
     except RulePackError as exc:
-        fail([str(p) for p in exc.problems])
+        fail(problem_lines(exc.problems))
     typer.echo(
         f"OK: {pack.name} {pack.version}, {len(pack.rules)} rules, "
         f"{len(pack.questions)} questions, sha256 {pack.sha256}"

@@ -5,64 +5,44 @@ Shared by ``marrow-triage check`` and ``marrow-triage timeline record``.
 
 from __future__ import annotations
 
-import json
 import sys
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
 import typer
 from pydantic import ValidationError
 
-from marrow_triage.errors import MAX_LISTED_PROBLEMS
-from marrow_triage.models import SymptomReport, Temperature, listed_errors
-from marrow_triage.pack.conditions import suggest
+from marrow_triage.errors import MAX_LISTED_PROBLEMS, Problem
+from marrow_triage.models import SymptomReport, invalid_report
 
-__all__ = ["MAX_ERROR_LINES", "fail", "parse_report", "read_input", "read_report",
-           "validation_lines"]
+__all__ = ["MAX_ERROR_LINES", "fail", "parse_report", "problem_lines", "read_input",
+           "read_report", "validation_lines"]
 
 MAX_ERROR_LINES = MAX_LISTED_PROBLEMS
 
 
-def validation_lines(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One ``field.path: message`` line per problem in a pydantic validation error.
-
-    Unknown fields get a "did you mean" suggestion; odd keys (empty, spaces, control
-    characters) are shown quoted; after ``MAX_ERROR_LINES`` the rest are counted.
-    """
-    lines = []
-    head = tuple(prefix.split(".")) if prefix else ()
-    # Suggestions are computed for the listed errors only: one per key of 50,000
-    # unknown keys took 3.5 s.
-    listed, rest = listed_errors(exc.errors(include_url=False, include_input=False),
-                                 MAX_ERROR_LINES)
-    for error in listed:
-        loc = ".".join(_shorten(part) if isinstance(part, str) else str(part)
-                       for part in (*head, *error["loc"]))
-        message = error["msg"]
-        if error["type"] == "extra_forbidden" and error["loc"]:
-            known = _known_fields(tuple(error["loc"][:-1]))
-            message += suggest(str(error["loc"][-1]), known)
-        lines.append(f"{loc or 'input'}: {message}")
-    if rest:
-        lines.append(f"... and {rest} more problem(s)")
+def problem_lines(problems: Iterable[Problem], label: str = "", unlisted: int = 0) -> list[str]:
+    """One line per problem: ``field: message``, a rule-pack problem with its file and
+    rule; ``label`` starts every line, and ``unlisted`` more problems are counted."""
+    lines = [f"{label}{p}" if p.field or p.file else f"{label}input: {p.message}"
+             for p in problems]
+    if unlisted:
+        lines.append(f"... and {unlisted} more problem(s)")
     return lines
 
 
-def _known_fields(parent: tuple[int | str, ...]) -> tuple[str, ...]:
-    if not parent:
-        return tuple(SymptomReport.model_fields)
-    if parent == ("temperature",):
-        return tuple(Temperature.model_fields)
-    return ()
-
-
-def _shorten(name: str, limit: int = 60) -> str:
-    """A field name as shown in an error: quoted when odd, cut when long."""
-    if len(name) > limit:
-        name = f"{name[:limit]}… ({len(name)} characters)"
-    if not name.isidentifier():
-        name = json.dumps(name, ensure_ascii=True)
-    return name
+def validation_lines(exc: ValidationError, prefix: str = "") -> list[str]:
+    """:func:`problem_lines` of an invalid report's pydantic error: at most
+    ``MAX_ERROR_LINES`` problems, unknown fields with a "did you mean"; ``prefix`` is put
+    before every field path."""
+    error = invalid_report(exc)
+    problems = error.problems
+    if prefix:
+        problems = tuple(replace(p, field=f"{prefix}.{p.field}" if p.field else prefix)
+                         for p in problems)
+    return problem_lines(problems, unlisted=error.unlisted)
 
 
 def fail(lines: list[str], code: int = 2) -> NoReturn:
@@ -92,8 +72,6 @@ def parse_report(data: bytes) -> SymptomReport:
         return SymptomReport.model_validate_json(text)
     except ValidationError as exc:
         fail(validation_lines(exc))
-
-
 
 
 def read_report(source: str) -> SymptomReport:
