@@ -1,12 +1,23 @@
-"""Deprecated location: use ``marrow_triage.adapters.service``."""
+"""Deprecated location: use ``marrow_triage.adapters.service``.
 
+Every name the old module had is still found here, read from
+``marrow_triage.adapters.service.app``.
+"""
+
+import importlib
 import warnings
+from typing import Any
 
-from marrow_triage.adapters.service import *  # noqa: F403
-from marrow_triage.adapters.service import __all__ as __all__
+_moved = importlib.import_module("marrow_triage.adapters.service.app")
+
+__all__ = list(_moved.__all__)
 
 warnings.warn(
     "marrow_triage.service moved to marrow_triage.adapters.service",
     DeprecationWarning,
     stacklevel=2,
 )
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(_moved, name)

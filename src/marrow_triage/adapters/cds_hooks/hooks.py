@@ -206,6 +206,14 @@ class CdsClients:
 
     def verify(self, token: str, audience: str) -> dict[str, Any]:
         """The claims of a valid token for ``audience``; :class:`CdsAuthError` otherwise."""
+        header, issuer = self._read_unverified(token)
+        claims = self._decode_with_issuer_keys(token, header, issuer, audience)
+        self._check_lifetime_and_replay(claims, issuer)
+        return claims
+
+    def _read_unverified(self, token: str) -> tuple[dict[str, Any], str]:
+        """The JWT header and issuer, before any signature is checked: the algorithm must
+        be accepted and the issuer an allowed client."""
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -217,28 +225,35 @@ class CdsClients:
         issuer = unverified.get("iss")
         if not isinstance(issuer, str) or issuer not in self._keys:
             raise CdsAuthError("JWT issuer is not an allowed CDS client")
+        return header, issuer
+
+    def _decode_with_issuer_keys(self, token: str, header: Mapping[str, Any], issuer: str,
+                                 audience: str) -> dict[str, Any]:
+        """The claims, verified with the first of the issuer's keys that fits the header."""
+        alg: str = header["alg"]  # checked by _read_unverified
         kid = header.get("kid")
         candidates = [
             k for k in self._keys[issuer]
             if (kid is None or k.kid in (kid, None)) and k.alg in (alg, None)
         ]
-        claims: dict[str, Any] | None = None
         last = "no key of this issuer matches the JWT"
         for candidate in candidates:
             try:
-                claims = jwt.decode(
+                claims: dict[str, Any] = jwt.decode(
                     token, candidate.key, algorithms=[alg], audience=audience, issuer=issuer,
                     leeway=LEEWAY_SECONDS,
                     options={"require": ["iss", "aud", "exp", "iat", "jti"]},
                 )
-                break
+                return claims
             except (jwt.InvalidSignatureError, jwt.InvalidKeyError,
                     jwt.InvalidAlgorithmError) as exc:
                 last = str(exc) or type(exc).__name__
             except (jwt.PyJWTError, ValueError, TypeError) as exc:
                 raise CdsAuthError(f"JWT rejected: {exc}") from None
-        if claims is None:
-            raise CdsAuthError(f"JWT rejected: {last}")
+        raise CdsAuthError(f"JWT rejected: {last}")
+
+    def _check_lifetime_and_replay(self, claims: Mapping[str, Any], issuer: str) -> None:
+        """Short-lived tokens only, and each ``jti`` once per issuer."""
         now = time.time()
         exp = float(claims["exp"])
         if exp > now + MAX_LIFETIME_SECONDS + LEEWAY_SECONDS:
@@ -253,4 +268,3 @@ class CdsClients:
             if (issuer + "\0" + jti) in self._seen:
                 raise CdsAuthError("JWT jti was already used")
             self._seen[issuer + "\0" + jti] = exp
-        return claims

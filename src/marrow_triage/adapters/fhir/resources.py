@@ -20,7 +20,6 @@ a wrong answer type is an error naming the question, never a guess.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -35,8 +34,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from marrow_triage.audit import library_version
-from marrow_triage.errors import Problem, QuestionnaireResponseError
-from marrow_triage.models import Finding, SymptomReport, TemperatureUnit, TriageResult, Urgency
+from marrow_triage.errors import Problem, QuestionnaireResponseError, suggest
+from marrow_triage.models import (
+    Finding,
+    RulesetInfo,
+    SymptomReport,
+    TemperatureUnit,
+    TriageResult,
+    Urgency,
+)
 
 try:
     from fhir.resources.R4B.codesystem import CodeSystem
@@ -212,6 +218,24 @@ def from_questionnaire_response(qr: Mapping[str, Any] | QuestionnaireResponse) -
 
     Raises :class:`QuestionnaireResponseError` listing every problem by linkId.
     """
+    raw = _resource_json(qr)
+    _validate_fhir(raw)
+    problems = _check_header(raw)
+    values, answer_problems = _read_items(raw.get("item") or ())
+    problems += answer_problems
+    problems += _unanswered_required(values, problems)
+    if problems:
+        raise QuestionnaireResponseError(problems)
+    try:
+        return SymptomReport.model_validate(values)
+    except ValidationError as exc:
+        raise QuestionnaireResponseError(
+            [_report_problem(error) for error in exc.errors()]
+        ) from None
+
+
+def _resource_json(qr: Mapping[str, Any] | QuestionnaireResponse) -> Mapping[str, Any]:
+    """The resource as parsed JSON; it must say it is a QuestionnaireResponse."""
     if isinstance(qr, Mapping):
         raw: Any = qr
     elif callable(getattr(qr, "model_dump_json", None)):  # a fhir.resources model (R4B or R5)
@@ -227,15 +251,18 @@ def from_questionnaire_response(qr: Mapping[str, Any] | QuestionnaireResponse) -
         raise QuestionnaireResponseError([ResponseProblem(
             None, f"resourceType is {raw.get('resourceType')!r}, expected 'QuestionnaireResponse'"
         )])
-    _validate_fhir(raw)
+    return raw
 
-    problems = _check_header(raw)
+
+def _read_items(items: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[Problem]]:
+    """The report values the items answer, and what is wrong with them, by linkId."""
+    questions = _items()
     values: dict[str, Any] = {}
+    problems: list[Problem] = []
     seen: dict[str, int] = {}
-    items = _items()
-    for index, item in enumerate(raw.get("item") or ()):
+    for index, item in enumerate(items):
         link_id = item["linkId"]
-        spec = items.get(link_id)
+        spec = questions.get(link_id)
         if spec is None:
             problems.append(ResponseProblem(link_id, _unknown_question(link_id)))
             continue
@@ -267,19 +294,15 @@ def from_questionnaire_response(qr: Mapping[str, Any] | QuestionnaireResponse) -
             problems.append(ResponseProblem(link_id, problem))
         else:
             values[link_id] = value
-    for spec in items.values():
-        if spec.required and spec.link_id not in values and not any(
-            p.link_id == spec.link_id for p in problems
-        ):
-            problems.append(ResponseProblem(spec.link_id, "is required but was not answered"))
-    if problems:
-        raise QuestionnaireResponseError(problems)
-    try:
-        return SymptomReport.model_validate(values)
-    except ValidationError as exc:
-        raise QuestionnaireResponseError(
-            [_report_problem(error) for error in exc.errors()]
-        ) from None
+    return values, problems
+
+
+def _unanswered_required(values: Mapping[str, Any], problems: Sequence[Problem]) -> list[Problem]:
+    """A problem per required question neither answered nor already at fault."""
+    at_fault = {p.field for p in problems}
+    return [ResponseProblem(spec.link_id, "is required but was not answered")
+            for spec in _items().values()
+            if spec.required and spec.link_id not in values and spec.link_id not in at_fault]
 
 
 def _validate_fhir(raw: Mapping[str, Any]) -> None:
@@ -350,9 +373,7 @@ def _check_header(raw: Mapping[str, Any]) -> list[ResponseProblem]:
 
 
 def _unknown_question(link_id: str) -> str:
-    close = difflib.get_close_matches(link_id, list(_items()), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"is not a question of the marrow_triage check-in{hint}"
+    return f"is not a question of the marrow_triage check-in{suggest(link_id, _items())}"
 
 
 def _is_number(value: Any) -> bool:
@@ -534,9 +555,73 @@ def to_risk_assessment(
     """
     if not subject_reference.strip():
         raise ValueError("subject_reference must name the patient, e.g. 'Patient/123'")
-    ruleset = result.ruleset
     version = library_version()
+    resource: dict[str, Any] = {
+        "resourceType": "RiskAssessment",
+        "extension": [
+            {"url": RULE_PACK_SHA256_EXTENSION, "valueString": result.ruleset.sha256},
+            {"url": LIBRARY_VERSION_EXTENSION, "valueString": version},
+        ],
+        "status": "final",
+        "method": _method(result.ruleset, version),
+        "code": _assessment_code(),
+        "subject": {"reference": subject_reference},
+        "occurrenceDateTime": _datetime(occurrence, "occurrence"),
+    }
+    if questionnaire_response_reference is not None:
+        resource["basis"] = [{"reference": questionnaire_response_reference}]
+    resource["prediction"] = [_prediction(result)]
+    resource["mitigation"] = "\n".join([result.action, *(f"- {a}" for a in result.advice)])
+    notes = _notes(result)
+    if notes:
+        resource["note"] = notes
+    RiskAssessment.model_validate(resource)
+    return resource
+
+
+_ASSESSMENT_TEXT = "Urgency of symptoms after a bone marrow aspiration or biopsy"
+
+
+def _assessment_code() -> dict[str, Any]:
+    """What every RiskAssessment assesses."""
+    return {
+        "coding": [{"system": ASSESSMENT_SYSTEM, "code": "bone-marrow-aftercare-urgency",
+                    "display": _ASSESSMENT_TEXT}],
+        "text": _ASSESSMENT_TEXT,
+    }
+
+
+def _method(ruleset: RulesetInfo, version: str) -> dict[str, Any]:
+    """The rule pack (name, version, sha256) and library version that gave the result."""
+    return {
+        "coding": [{
+            "system": RULE_PACK_SYSTEM,
+            "version": ruleset.version,
+            "code": ruleset.name,
+            "display": f"marrow_triage rule pack {ruleset.name} {ruleset.version}",
+        }],
+        "text": (
+            f"marrow_triage {version}, rule pack {ruleset.name} {ruleset.version} "
+            f"(sha256 {ruleset.sha256})"
+        ),
+    }
+
+
+def _prediction(result: TriageResult) -> dict[str, Any]:
+    """The urgency level as the qualitative risk, with the summary as rationale."""
     level = result.level
+    return {
+        "outcome": {"text": "Care needed after a bone marrow aspiration or biopsy"},
+        "qualitativeRisk": {
+            "coding": [{"system": URGENCY_SYSTEM, "code": level.value, "display": level.label}],
+            "text": f"{level.label}: {level.action}",
+        },
+        "rationale": result.summary,
+    }
+
+
+def _notes(result: TriageResult) -> list[dict[str, str]]:
+    """A note per finding, per unanswered question that matters, and per reassurance."""
     notes = [{"text": _finding_note(finding)} for finding in result.findings]
     notes += [
         {"text": f"Not answered, and would change or confirm the result: {q.text} "
@@ -544,52 +629,7 @@ def to_risk_assessment(
         for q in result.questions
     ]
     notes += [{"text": f"Reassurance: {text}"} for text in result.reassurance]
-    mitigation = "\n".join([result.action, *(f"- {advice}" for advice in result.advice)])
-    resource: dict[str, Any] = {
-        "resourceType": "RiskAssessment",
-        "extension": [
-            {"url": RULE_PACK_SHA256_EXTENSION, "valueString": ruleset.sha256},
-            {"url": LIBRARY_VERSION_EXTENSION, "valueString": version},
-        ],
-        "status": "final",
-        "method": {
-            "coding": [{
-                "system": RULE_PACK_SYSTEM,
-                "version": ruleset.version,
-                "code": ruleset.name,
-                "display": f"marrow_triage rule pack {ruleset.name} {ruleset.version}",
-            }],
-            "text": (
-                f"marrow_triage {version}, rule pack {ruleset.name} {ruleset.version} "
-                f"(sha256 {ruleset.sha256})"
-            ),
-        },
-        "code": {
-            "coding": [{
-                "system": ASSESSMENT_SYSTEM,
-                "code": "bone-marrow-aftercare-urgency",
-                "display": "Urgency of symptoms after a bone marrow aspiration or biopsy",
-            }],
-            "text": "Urgency of symptoms after a bone marrow aspiration or biopsy",
-        },
-        "subject": {"reference": subject_reference},
-        "occurrenceDateTime": _datetime(occurrence, "occurrence"),
-    }
-    if questionnaire_response_reference is not None:
-        resource["basis"] = [{"reference": questionnaire_response_reference}]
-    resource["prediction"] = [{
-        "outcome": {"text": "Care needed after a bone marrow aspiration or biopsy"},
-        "qualitativeRisk": {
-            "coding": [{"system": URGENCY_SYSTEM, "code": level.value, "display": level.label}],
-            "text": f"{level.label}: {level.action}",
-        },
-        "rationale": result.summary,
-    }]
-    resource["mitigation"] = mitigation
-    if notes:
-        resource["note"] = notes
-    RiskAssessment.model_validate(resource)
-    return resource
+    return notes
 
 
 def _finding_note(finding: Finding) -> str:

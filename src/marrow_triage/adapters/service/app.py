@@ -23,7 +23,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +45,8 @@ from marrow_triage.adapters.cds_hooks.hooks import (
     discovery,
 )
 from marrow_triage.engine.triage import TriageEngine
+from marrow_triage.errors import Problem as ErrorProblem
+from marrow_triage.errors import ReportError
 from marrow_triage.models import Source, SymptomReport, TriageResult, Urgency, listed_errors
 from marrow_triage.pack.catalogue import condition_in_words
 from marrow_triage.pack.spec import RuleSpec
@@ -145,16 +147,23 @@ class _Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        refusal = self._authenticate(scope, path, headers)
+        refusal = self._authenticate(scope, scope["path"], headers)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body_bytes:
+        body = await self._read_body(scope, receive, headers)
+        if body is None:
             await self._too_large(scope, receive, send)
             return
+        await self._run_guarded(scope, _replaying(body, receive), send)
+
+    async def _read_body(self, scope: Scope, receive: Receive,
+                         headers: Mapping[str, str]) -> bytes | None:
+        """The whole request body, or None once it is over the limit (declared or read)."""
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            return None
         body = bytearray()
         more = scope["method"] in ("POST", "PUT", "PATCH")
         while more:
@@ -163,18 +172,12 @@ class _Gate:
                 return  # the client went away (or was cut off): nothing to answer
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
-                return
+                return None
             more = message.get("more_body", False)
-        replayed = False
+        return bytes(body)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
+    async def _run_guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; an exception becomes a generic 500, logged by class name only."""
         started = False
 
         async def watch(message: Message) -> None:
@@ -184,12 +187,12 @@ class _Gate:
             await send(message)
 
         try:
-            await self.app(scope, replay, watch)
+            await self.app(scope, receive, watch)
         except Exception as exc:  # never let a message quoting a report reach the logs
-            _log.error("internal error handling %s %s: %s", scope["method"], path,
+            _log.error("internal error handling %s %s: %s", scope["method"], scope["path"],
                        type(exc).__name__)
             if not started:
-                await _problem(500, "internal error")(scope, replay, send)
+                await _problem(500, "internal error")(scope, receive, send)
 
     def _authenticate(self, scope: Scope, path: str,
                       headers: Mapping[str, str]) -> JSONResponse | None:
@@ -230,6 +233,20 @@ class _Gate:
         await response(scope, receive, send)
 
 
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the app the body already read, then what follows."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 def _rule_entry(engine: TriageEngine, rule: RuleSpec) -> RuleEntry:
     if rule.when_findings is not None:
         when = (f"{rule.when_findings.at_least} or more findings at level "
@@ -259,6 +276,16 @@ def _errors(loc_prefix: tuple[str, ...], exc: ValidationError) -> list[dict[str,
     return [
         {"loc": [*loc_prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]}
         for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def _problem_errors(loc_prefix: tuple[str, ...],
+                    problems: Iterable[ErrorProblem]) -> list[dict[str, Any]]:
+    """Problems in the 422 ``detail`` shape; a FHIR problem is located by its item linkId."""
+    return [
+        {"loc": [*loc_prefix, *(["item", p.field] if p.field else [])],
+         "msg": p.message, "type": "value_error"}
+        for p in problems
     ]
 
 
@@ -306,23 +333,31 @@ def create_app(
     ``$MARROW_TRIAGE_PUBLIC_URL``, else the URL the request was sent to.
     """
     engine = engine if engine is not None else TriageEngine.default()
-    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
-    clients = _cds_clients(cds_keys)
-    public_url = public_url or os.environ.get(PUBLIC_URL_ENV) or None
-    pack = engine.pack
-
     app = FastAPI(
         title="marrow_triage",
-        version=pack.version,
+        version=engine.pack.version,
         description=(
             "Explained urgency triage of symptoms reported after a bone marrow aspiration or "
             "biopsy. Supports, and does not replace, clinical judgement."
         ),
     )
-    app.add_middleware(_Gate, token=token, cds=clients, public_url=public_url,
-                       max_body_bytes=max_body_bytes)
-    bearer = HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_ENV}.")
+    app.add_middleware(
+        _Gate,
+        token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
+        cds=_cds_clients(cds_keys),
+        public_url=public_url or os.environ.get(PUBLIC_URL_ENV) or None,
+        max_body_bytes=max_body_bytes,
+    )
+    _answer_invalid_requests(app)
+    _add_ops_routes(app)
+    secured = [Depends(HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_ENV}."))]
+    _add_triage_routes(app, engine, secured, max_batch)
+    _add_rules_route(app, engine, secured)
+    _add_cds_routes(app, engine)
+    return app
 
+
+def _answer_invalid_requests(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         # Field paths and messages only: the input itself is not echoed back. At most
@@ -338,13 +373,16 @@ def create_app(
                            "type": "too_many_errors"})
         return JSONResponse({"detail": detail}, status_code=422)
 
+
+def _add_ops_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         """Liveness for load balancers; needs no credentials."""
         return {"status": "ok"}
 
-    secured = [Depends(bearer)]
 
+def _add_triage_routes(app: FastAPI, engine: TriageEngine, secured: list[Any],
+                       max_batch: int) -> None:
     @app.post("/v1/triage", response_model=TriageResult, responses=_ERRORS,
               dependencies=secured, tags=["triage"])
     async def triage_one(report: SymptomReport) -> TriageResult:
@@ -359,6 +397,10 @@ def create_app(
         """Triage up to the batch limit of reports; results keep the input order."""
         return await run_in_threadpool(engine.triage_many, reports)
 
+
+def _add_rules_route(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> None:
+    pack = engine.pack
+
     @app.get("/v1/rules", response_model=RulesInfo, responses=_ERRORS, dependencies=secured,
              tags=["rules"])
     async def rules() -> RulesInfo:
@@ -370,6 +412,8 @@ def create_app(
                 pack.rules, key=lambda r: (-r.level.rank, r.id))],
         )
 
+
+def _add_cds_routes(app: FastAPI, engine: TriageEngine) -> None:
     @app.get("/cds-services", tags=["cds-hooks"])
     async def cds_discovery() -> dict[str, Any]:
         """CDS Hooks discovery: the services offered here."""
@@ -383,9 +427,7 @@ def create_app(
         if report is None:
             return {"cards": []}
         result = await engine.triage_async(report)
-        return {"cards": build_cards(result, pack)}
-
-    return app
+        return {"cards": build_cards(result, engine.pack)}
 
 
 def _questionnaire_url() -> str | None:
@@ -422,19 +464,11 @@ def _cds_report(request: CdsRequest) -> SymptomReport | None:
         }]) from None
     try:
         report: SymptomReport = fhir.from_questionnaire_response(qr)
-    except ValidationError as exc:
+    except ReportError as exc:
         raise RequestValidationError(
-            _errors(("body", "prefetch", PREFETCH_KEY), exc)) from None
-    except (TypeError, KeyError, AttributeError, RecursionError, OverflowError):
+            _problem_errors(("body", "prefetch", PREFETCH_KEY), exc.problems)) from None
+    except (TypeError, KeyError, AttributeError, RecursionError, OverflowError, ValueError):
         raise _unreadable("cannot be read as a QuestionnaireResponse") from None
-    except ValueError as exc:
-        problems = getattr(exc, "problems", None) or [exc]
-        raise RequestValidationError([
-            {"loc": ["body", "prefetch", PREFETCH_KEY, *(
-                ["item", p.link_id] if getattr(p, "link_id", None) else [])],
-             "type": "value_error", "msg": getattr(p, "message", str(p))}
-            for p in problems
-        ]) from None
     return report
 
 
