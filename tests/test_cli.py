@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from marrow_triage import SymptomReport, TriageEngine, TriageResult, triage
-from marrow_triage import errors
+from marrow_triage import SymptomReport, TriageEngine, TriageResult, errors, triage
 from marrow_triage.adapters.cli.main import app
 from marrow_triage.errors import MAX_LISTED_PROBLEMS
 from marrow_triage.pack import RulePack, default_rules_path
