@@ -18,6 +18,7 @@ Needs the ``[service]`` extra.
 ['/v1/rules', '/v1/triage', '/v1/triage/batch']
 """
 
+import enum
 import hmac
 import importlib
 import json
@@ -131,6 +132,13 @@ def _problem(status: int, detail: str, headers: Mapping[str, str] | None = None)
     return JSONResponse({"detail": detail}, status_code=status, headers=dict(headers or {}))
 
 
+class _Unread(enum.Enum):
+    """Why the gate read no body to pass on."""
+
+    TOO_LARGE = enum.auto()
+    CLIENT_GONE = enum.auto()
+
+
 class _Gate:
     """ASGI middleware: authentication and size limit before the body is read, and a
     last-resort 500 that logs the exception class only."""
@@ -153,26 +161,27 @@ class _Gate:
             await refusal(scope, receive, send)
             return
         body = await self._read_body(scope, receive, headers)
-        if body is None:
+        if body is _Unread.TOO_LARGE:
             await self._too_large(scope, receive, send)
-            return
-        await self._run_guarded(scope, _replaying(body, receive), send)
+        elif body is not _Unread.CLIENT_GONE:
+            await self._run_guarded(scope, _replaying(body, receive), send)
 
     async def _read_body(self, scope: Scope, receive: Receive,
-                         headers: Mapping[str, str]) -> bytes | None:
-        """The whole request body, or None once it is over the limit (declared or read)."""
+                         headers: Mapping[str, str]) -> bytes | _Unread:
+        """The whole request body; TOO_LARGE once it is over the limit (declared or read),
+        CLIENT_GONE when the client went away (or was cut off): nothing to answer."""
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body_bytes:
-            return None
+            return _Unread.TOO_LARGE
         body = bytearray()
         more = scope["method"] in ("POST", "PUT", "PATCH")
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                return  # the client went away (or was cut off): nothing to answer
+                return _Unread.CLIENT_GONE
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                return None
+                return _Unread.TOO_LARGE
             more = message.get("more_body", False)
         return bytes(body)
 
