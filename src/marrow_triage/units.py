@@ -19,6 +19,7 @@ __all__ = [
     "decimal_of",
     "exact",
     "fahrenheit",
+    "format_cut",
     "format_number",
     "format_temperature",
 ]
@@ -74,11 +75,12 @@ def format_temperature(reading: Temperature) -> str:
     """
     shown = format(decimal_of(reading.value).normalize(), "f")
     if reading.unit is TemperatureUnit.CELSIUS:
-        return f"{shown} °C ({format_number(_cut(fahrenheit(reading), 1), 1)} °F)"
-    return f"{shown} °F ({format_number(_cut(celsius(reading), 2), 2)} °C)"
+        return f"{shown} °C ({format_cut(fahrenheit(reading), 1)} °F)"
+    return f"{shown} °F ({format_cut(celsius(reading), 2)} °C)"
 
 
-def _cut(value: Fraction, places: int) -> Fraction:
-    """``value`` rounded down to ``places`` decimals."""
+def format_cut(value: Fraction, places: int) -> str:
+    """A number for people, cut (not rounded) to ``places`` decimals: shown cut, a value
+    never appears to reach a threshold it is below."""
     scale = 10**places
-    return Fraction(math.floor(value * scale), scale)
+    return format_number(Fraction(math.floor(value * scale), scale), places)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import operator
 import string
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from marrow_triage.models import (
     Finding,
@@ -24,10 +24,21 @@ from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
 from marrow_triage.pack.spec import RulePack, RuleSpec
 from marrow_triage.units import decimal_of, format_number, format_temperature
 
-__all__ = ["Explainer", "MeasuredValues", "render_value"]
+__all__ = ["Explainer", "FiredRule", "MeasuredValues", "render_value", "summary"]
 
 NOT_ANSWERED = "not answered"
 _T = TypeVar("_T")
+
+
+class FiredRule(Protocol):
+    """A rule that fired, as results count and name it (a rule or a timeline rule)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def level(self) -> Urgency: ...
 
 
 def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue]) -> str:
@@ -117,7 +128,7 @@ class Explainer:
         return TriageResult(
             level=level,
             action=level.action,
-            summary=_summary(level, rules, questions),
+            summary=summary(level, rules, len(questions)),
             findings=findings,
             advice=_unique(a for rule in rules for a in rule.advice),
             reassurance=_unique(r for rule in rules for r in rule.reassurance),
@@ -134,21 +145,32 @@ class Explainer:
 
     def _finding(self, rule: RuleSpec, fired: list[RuleSpec], report: SymptomReport,
                  facts: Mapping[str, FactValue]) -> Finding:
-        based_on: tuple[str, ...] = ()
         if rule.when_findings is not None:
-            counted = [r for r in fired if r.level is rule.when_findings.level]
-            based_on = tuple(r.id for r in counted)
-            explanation = rule.explanation.format(
-                count=len(counted), findings="; ".join(r.title for r in counted))
-        else:
-            explanation = rule.explanation.format_map(MeasuredValues(report, facts))
+            return self.escalation_finding(rule, fired)
         return Finding(
             rule_id=rule.id,
             level=rule.level,
-            explanation=explanation,
+            explanation=rule.explanation.format_map(MeasuredValues(report, facts)),
             advice=rule.advice,
             source=self._sources[rule.id],
-            based_on=based_on,
+        )
+
+    def escalation_finding(self, rule: RuleSpec, fired: Iterable[FiredRule]) -> Finding:
+        """The finding of escalation ``rule``, counting the ``fired`` rules at its level.
+
+        ``fired`` is in result order (level, then id); the timeline passes its own rules
+        along with the report's.
+        """
+        assert rule.when_findings is not None
+        counted = [r for r in fired if r.level is rule.when_findings.level]
+        return Finding(
+            rule_id=rule.id,
+            level=rule.level,
+            explanation=rule.explanation.format(
+                count=len(counted), findings="; ".join(r.title for r in counted)),
+            advice=rule.advice,
+            source=self._sources[rule.id],
+            based_on=tuple(r.id for r in counted),
         )
 
 
@@ -180,18 +202,20 @@ class MeasuredValues(dict[str, str]):
         return render_value(name, self._report, self._facts)
 
 
-def _summary(level: Urgency, rules: list[RuleSpec], questions: tuple[Question, ...]) -> str:
-    warnings = [r.title for r in rules if r.level is not Urgency.SELF_CARE]
+def summary(level: Urgency, fired: Sequence[FiredRule], unanswered: int) -> str:
+    """The one-line summary of a result: its level, the warning signs (or that there are
+    none), the action, and how many questions are still to answer."""
+    warnings = [r.title for r in fired if r.level is not Urgency.SELF_CARE]
     if warnings:
         shown = ", ".join(warnings[:3]) + (f" and {len(warnings) - 3} more" if
                                            len(warnings) > 3 else "")
         text = f"{level.label}: {shown}. {level.action}"
-    elif rules:
-        text = f"{level.label}: expected after-effects only ({', '.join(r.title for r in rules)})."
+    elif fired:
+        text = f"{level.label}: expected after-effects only ({', '.join(r.title for r in fired)})."
     else:
         text = f"{level.label}: no warning signs in what was reported."
-    if questions:
-        text += f" {len(questions)} question(s) still to answer."
+    if unanswered:
+        text += f" {unanswered} question(s) still to answer."
     return text
 
 

@@ -43,9 +43,10 @@ class TriageEngine:
 
     def __init__(self, pack: RulePack) -> None:
         self.pack = pack
-        self._explainer = Explainer(pack)
+        self.explainer = Explainer(pack)
+        """Turns fired rules into results; the timeline explains with it too."""
         levels = {rule.id: rule.level for rule in pack.rules}
-        self._hosts = EvaluatorPool(compile_pack(pack), levels)
+        self._evaluators = EvaluatorPool(compile_pack(pack), levels)
 
     @classmethod
     def from_path(cls, path: str | Path) -> TriageEngine:
@@ -66,13 +67,13 @@ class TriageEngine:
         engine fails on a valid one.
         """
         validated = _as_report(report)
-        evaluator = self._hosts.checkout()
+        evaluator = self._evaluators.checkout()
         try:
             fired = evaluator.evaluate(report_members(validated))
-            result = self._explainer.build(validated, fired.rules, fired.questions)
+            result = self.explainer.build(validated, fired.rules, fired.questions)
         except Exception as exc:  # the host may be in an unknown state: not given back
             raise EngineError(f"rule engine failed: {exc}") from exc
-        self._hosts.give_back(evaluator)
+        self._evaluators.give_back(evaluator)
         return result
 
     def triage_json(self, data: str | bytes) -> TriageResult:
@@ -93,17 +94,17 @@ class TriageEngine:
         """
         validated = [_as_report(r) for r in reports]
         results: list[TriageResult] = []
-        evaluator = self._hosts.checkout()
+        evaluator = self._evaluators.checkout()
         try:
             for start in range(0, len(validated), _CHUNK):
                 chunk = validated[start:start + _CHUNK]
                 members = [report_members(report) for report in chunk]
                 fired = [evaluator.evaluate(m) for m in members]
-                results.extend(self._explainer.build(report, f.rules, f.questions)
+                results.extend(self.explainer.build(report, f.rules, f.questions)
                                for report, f in zip(chunk, fired, strict=True))
         except Exception as exc:
             raise EngineError(f"rule engine failed: {exc}") from exc
-        self._hosts.give_back(evaluator)
+        self._evaluators.give_back(evaluator)
         return results
 
     async def triage_async(self, report: ReportInput) -> TriageResult:

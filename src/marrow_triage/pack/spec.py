@@ -70,18 +70,24 @@ class FindingsCount(_Spec):
     at_least: Annotated[int, Field(strict=True, ge=2, le=20)]
 
 
-class RuleSpec(_Spec):
-    """One rule as written in a rule file."""
+class _RuleBase(_Spec):
+    """What every rule has: identity, level, explanation, advice and citation."""
 
     id: str = Field(pattern=RULE_ID)
     title: str = Field(min_length=1, max_length=80)
     level: Urgency
-    when: Condition | None = None
-    when_findings: FindingsCount | None = None
     explanation: str = Field(min_length=1)
     advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
-    reassurance: tuple[Annotated[str, Field(min_length=1)], ...] = ()
     source: SourceRef
+
+
+class RuleSpec(_RuleBase):
+    """One rule as written in a rule file: a test of the report (``when``) or an
+    escalation that counts findings (``when_findings``)."""
+
+    when: Condition | None = None
+    when_findings: FindingsCount | None = None
+    reassurance: tuple[Annotated[str, Field(min_length=1)], ...] = ()
 
     @field_validator("when", mode="before")
     @classmethod
@@ -101,20 +107,14 @@ class RuleSpec(_Spec):
         return {"findings": self.when_findings.model_dump(mode="json")}
 
 
-class TimelineRuleSpec(_Spec):
+class TimelineRuleSpec(_RuleBase):
     """A rule over an episode's history, tested against ``TIMELINE_FACT_FIELDS``.
 
     Written in a ``timeline_rules:`` section. It sees the current check-in's facts and
     facts derived from the earlier check-ins of the same episode.
     """
 
-    id: str = Field(pattern=RULE_ID)
-    title: str = Field(min_length=1, max_length=80)
-    level: Urgency
     when: Condition
-    explanation: str = Field(min_length=1)
-    advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
-    source: SourceRef
 
     @field_validator("when", mode="before")
     @classmethod
@@ -203,31 +203,41 @@ class RulePack:
         return {rule.id: rule for rule in self.rules}
 
     @cached_property
+    def _timeline_rules_by_id(self) -> dict[str, TimelineRuleSpec]:
+        return {rule.id: rule for rule in self.timeline_rules}
+
+    @cached_property
     def _sources(self) -> dict[str, Source]:
-        sources = {rule.id: self._build_source(rule) for rule in self.rules}
-        sources.update((rule.id, self._build_source(rule)) for rule in self.timeline_rules)
-        return sources
+        return {rule.id: self._build_source(rule) for rule in (*self.rules, *self.timeline_rules)}
 
     def rule(self, rule_id: str) -> RuleSpec:
         """The rule with this id."""
         rule = self._rules_by_id.get(rule_id)
-        if rule is not None:
-            return rule
-        raise KeyError(f"no rule {rule_id!r}{suggest(rule_id, [r.id for r in self.rules])}")
+        if rule is None:
+            raise KeyError(f"no rule {rule_id!r}{suggest(rule_id, self._rules_by_id)}")
+        return rule
 
     def timeline_rule(self, rule_id: str) -> TimelineRuleSpec:
         """The timeline rule with this id."""
-        for rule in self.timeline_rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(f"no timeline rule {rule_id!r}"
-                       f"{suggest(rule_id, [r.id for r in self.timeline_rules])}")
+        rule = self._timeline_rules_by_id.get(rule_id)
+        if rule is None:
+            raise KeyError(f"no timeline rule {rule_id!r}"
+                           f"{suggest(rule_id, self._timeline_rules_by_id)}")
+        return rule
+
+    def any_rule(self, rule_id: str) -> RuleSpec | TimelineRuleSpec:
+        """The rule or timeline rule with this id (ids are unique across both)."""
+        rule = self._rules_by_id.get(rule_id) or self._timeline_rules_by_id.get(rule_id)
+        if rule is None:
+            known = (*self._rules_by_id, *self._timeline_rules_by_id)
+            raise KeyError(f"no rule {rule_id!r}{suggest(rule_id, known)}")
+        return rule
 
     def source(self, rule: RuleSpec | TimelineRuleSpec) -> Source:
         """The full citation of a rule (built once per rule; models are immutable)."""
         return self._sources[rule.id]
 
-    def _build_source(self, rule: RuleSpec | TimelineRuleSpec) -> Source:
+    def _build_source(self, rule: _RuleBase) -> Source:
         doc = self.documents[rule.source.document]
         return Source(
             document=rule.source.document, title=doc.title, publisher=doc.publisher, url=doc.url,

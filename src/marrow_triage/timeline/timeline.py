@@ -4,18 +4,18 @@ Each :meth:`Timeline.record` call
 
 1. triages the new report on its own with the :class:`~marrow_triage.TriageEngine`;
 2. reads the episode's earlier check-ins from the store and derives the history facts;
-3. asserts the current facts plus the history facts as one fact into a fresh
-   durable_rules session of the compiled timeline rules (the pack's escalation rules
-   count the report's and the timeline's findings together), then deletes the session;
-4. combines both into one :class:`~marrow_triage.TriageResult` (the highest level wins),
-   stores the check-in with that result, committed and synced, and only then returns it.
+3. evaluates the current facts plus the history facts, as one fact, with the compiled
+   timeline rules (on the engine's durable_rules boundary, ``engine.durable``); the
+   pack's escalation rules count the report's and the timeline's findings together;
+4. adds what fired to the report's result, explained by the engine's explainer (the
+   highest level wins), stores the check-in with that result, committed and synced,
+   and only then returns it.
 
 Nothing about an episode is kept in memory between calls.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -26,7 +26,7 @@ from typing import Any
 
 from marrow_triage.engine.durable import EvaluatorPool, fact_members
 from marrow_triage.engine.encode import compile_timeline
-from marrow_triage.engine.explain import MeasuredValues
+from marrow_triage.engine.explain import MeasuredValues, summary
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.errors import TimelineError
 from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
@@ -35,7 +35,7 @@ from marrow_triage.pack.facts import HISTORY_FACT_FIELDS, FactValue, report_fact
 from marrow_triage.pack.spec import RulePack
 from marrow_triage.timeline.history import History, derive
 from marrow_triage.timeline.store import CheckIn, Store, to_micros
-from marrow_triage.units import format_number
+from marrow_triage.units import format_cut
 
 __all__ = ["Overdue", "Timeline", "TimelineError", "check_episode_id", "check_time"]
 
@@ -91,10 +91,10 @@ class Timeline:
         self.engine = engine
         self.pack: RulePack = engine.pack
         self.expire_after = timedelta(days=expire_after_days)
-        levels = {r.id: r.level for r in self.pack.timeline_rules}
-        levels.update({r.id: r.level for r in self.pack.rules if r.is_escalation})
-        self._escalations = {r.id for r in self.pack.rules if r.is_escalation}
-        self._hosts = EvaluatorPool(compile_timeline(self.pack), levels)
+        escalations = [r for r in self.pack.rules if r.is_escalation]
+        self._escalation_ids = {r.id for r in escalations}
+        levels = {r.id: r.level for r in (*self.pack.timeline_rules, *escalations)}
+        self._evaluators = EvaluatorPool(compile_timeline(self.pack), levels)
 
     def record(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
                at: datetime) -> TriageResult:
@@ -103,32 +103,34 @@ class Timeline:
         check_time(at)
         validated = report if isinstance(report, SymptomReport) else \
             SymptomReport.model_validate(report)
-        single = self.engine.triage(validated)
+        report_result = self.engine.triage(validated)
         stored = self.store.checkins(episode_id)
         if stored and stored[-1].at < at - self.expire_after:
             self.store.forget(episode_id)  # expired: this check-in starts a new episode
             stored = []
         earlier = [c for c in stored if c.at <= at]
-        result = self.evaluate(earlier, validated, at, single)
+        result = self.evaluate(earlier, validated, at, report_result)
         self.store.add(episode_id, at, validated, result)
         return result
 
     def evaluate(self, earlier: list[CheckIn], report: SymptomReport, at: datetime,
                  single: TriageResult | None = None) -> TriageResult:
-        """The result of ``report`` at ``at`` given ``earlier`` check-ins; stores nothing."""
-        if single is None:
-            single = self.engine.triage(report)
-        facts: dict[str, FactValue] = dict(report_facts(report))
-        settings = self.engine.pack.history
+        """The result of ``report`` at ``at`` given ``earlier`` check-ins; stores nothing.
+
+        ``single`` is the report's own result, when the caller has it already.
+        """
+        report_result = single if single is not None else self.engine.triage(report)
+        settings = self.pack.history
         if settings is None:  # no timeline rules: the history cannot add a finding
-            return single
+            return report_result
         history = derive(earlier, report, at, settings)
-        facts.update(history.facts)
-        base = Counter(f.level for f in single.findings if f.rule_id not in self._escalations)
-        fired = self._hosts.evaluate(fact_members(facts), base)
-        if set(fired.rules) <= {f.rule_id for f in single.findings}:
-            return single
-        return self._combine(single, report, facts, history, fired.rules)
+        facts: dict[str, FactValue] = {**report_facts(report), **history.facts}
+        counted_already = Counter(f.level for f in report_result.findings
+                                  if f.rule_id not in self._escalation_ids)
+        fired = self._evaluators.evaluate(fact_members(facts), counted_already)
+        if set(fired.rules) <= {f.rule_id for f in report_result.findings}:
+            return report_result
+        return self._with_history(report_result, report, facts, history, fired.rules)
 
     def history(self, episode_id: str) -> list[CheckIn]:
         """The episode's check-ins in time order, each with the result given at the time."""
@@ -158,21 +160,26 @@ class Timeline:
             if last_at + interval < now and to_micros(last_at) >= oldest
         ]
 
-    def _combine(self, single: TriageResult, report: SymptomReport,
-                 facts: Mapping[str, FactValue], history: History,
-                 fired: Iterable[str]) -> TriageResult:
-        kept = [f for f in single.findings if f.rule_id not in self._escalations]
-        new = [self._timeline_finding(rule_id, report, facts, history) for rule_id in fired
-               if rule_id not in self._escalations]
-        counted = kept + new
-        escalated = [self._escalation_finding(rule_id, counted) for rule_id in fired
-                     if rule_id in self._escalations]
-        findings = sorted(counted + escalated, key=lambda f: (-f.level.rank, f.rule_id))
+    def _with_history(self, report_result: TriageResult, report: SymptomReport,
+                      facts: Mapping[str, FactValue], history: History,
+                      fired: Iterable[str]) -> TriageResult:
+        """The report's result with the timeline's findings added and escalations counted
+        again over both, explained by the engine's explainer."""
+        explainer = self.engine.explainer
+        kept = [f for f in report_result.findings if f.rule_id not in self._escalation_ids]
+        added = [self._timeline_finding(rule_id, report, facts, history) for rule_id in fired
+                 if rule_id not in self._escalation_ids]
+        counted = sorted(kept + added, key=_result_order)
+        counted_rules = [self.pack.any_rule(f.rule_id) for f in counted]
+        escalated = [explainer.escalation_finding(self.pack.rule(rule_id), counted_rules)
+                     for rule_id in fired if rule_id in self._escalation_ids]
+        findings = sorted(counted + escalated, key=_result_order)
         level = findings[0].level if findings else Urgency.SELF_CARE
-        return single.model_copy(update={
+        return report_result.model_copy(update={
             "level": level,
             "action": level.action,
-            "summary": self._summary(level, findings, single),
+            "summary": summary(level, [self.pack.any_rule(f.rule_id) for f in findings],
+                               len(report_result.questions)),
             "findings": tuple(findings),
             "advice": tuple(dict.fromkeys(a for f in findings for a in f.advice)),
         })
@@ -180,7 +187,7 @@ class Timeline:
     def _timeline_finding(self, rule_id: str, report: SymptomReport,
                           facts: Mapping[str, FactValue], history: History) -> Finding:
         rule = self.pack.timeline_rule(rule_id)
-        explanation = rule.explanation.format_map(_Values(report, facts))
+        explanation = rule.explanation.format_map(_MeasuredWithHistory(report, facts))
         used = [e for name in condition_fields(rule.when) for e in history.evidence.get(name, ())]
         unique = sorted(set(used), key=lambda e: e.at)
         if unique:
@@ -188,34 +195,12 @@ class Timeline:
         return Finding(rule_id=rule.id, level=rule.level, explanation=explanation,
                        advice=rule.advice, source=self.pack.source(rule))
 
-    def _escalation_finding(self, rule_id: str, findings: list[Finding]) -> Finding:
-        rule = self.pack.rule(rule_id)
-        assert rule.when_findings is not None
-        counted = sorted((f for f in findings if f.level is rule.when_findings.level),
-                         key=lambda f: f.rule_id)
-        explanation = rule.explanation.format(
-            count=len(counted), findings="; ".join(self._title(f.rule_id) for f in counted))
-        return Finding(rule_id=rule.id, level=rule.level, explanation=explanation,
-                       advice=rule.advice, source=self.pack.source(rule),
-                       based_on=tuple(f.rule_id for f in counted))
 
-    def _title(self, rule_id: str) -> str:
-        try:
-            return self.pack.rule(rule_id).title
-        except KeyError:
-            return self.pack.timeline_rule(rule_id).title
-
-    def _summary(self, level: Urgency, findings: list[Finding], single: TriageResult) -> str:
-        warnings = [self._title(f.rule_id) for f in findings if f.level > Urgency.SELF_CARE]
-        shown = ", ".join(warnings[:3]) + (f" and {len(warnings) - 3} more"
-                                           if len(warnings) > 3 else "")
-        text = f"{level.label}: {shown}. {level.action}"
-        if single.questions:
-            text += f" {len(single.questions)} question(s) still to answer."
-        return text
+def _result_order(finding: Finding) -> tuple[int, str]:
+    return -finding.level.rank, finding.rule_id
 
 
-class _Values(MeasuredValues):
+class _MeasuredWithHistory(MeasuredValues):
     """Renders the placeholders of a timeline rule's explanation, history facts too."""
 
     def __missing__(self, name: str) -> str:
@@ -230,11 +215,5 @@ class _Values(MeasuredValues):
             return value.replace("_", " ")
         # Cut, not rounded, so a value never appears to reach a threshold it is below.
         if name == "max_earlier_temperature_c":
-            return f"{format_number(_cut(Fraction(value), 2), 2)} °C"
-        return format_number(_cut(Fraction(value), 1), 1)
-
-
-def _cut(value: Fraction, places: int) -> Fraction:
-    scale = 10**places
-    return Fraction(math.floor(value * scale), scale)
-
+            return f"{format_cut(Fraction(value), 2)} °C"
+        return format_cut(Fraction(value), 1)
