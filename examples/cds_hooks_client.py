@@ -3,10 +3,11 @@
 Run from the repository root: python examples/cds_hooks_client.py
 It starts the service on a free loopback port, signs a CDS client JWT with the EHR's
 private key, sends a patient-view hook with the patient's latest aftercare
-QuestionnaireResponse as prefetch, and prints the card.
+QuestionnaireResponse as prefetch, prints the card, and sends feedback on it.
 """
 
 import json
+import secrets
 import socket
 import threading
 import time
@@ -28,11 +29,12 @@ ehr_key = ec.generate_private_key(ec.SECP384R1())
 public_jwk = jwt.algorithms.ECAlgorithm.to_jwk(ehr_key.public_key(), as_dict=True)
 cds_clients = {EHR_ISSUER: {"keys": [{**public_jwk, "kid": "ehr-2026", "alg": "ES384"}]}}
 
-# Start the service (in production: `marrow-triage serve` with MARROW_TRIAGE_PUBLIC_URL).
+# Start the service (in production: `marrow-triage serve` with MARROW_TRIAGE_PUBLIC_URL,
+# the URL EHRs call it by: the JWT audience is built from it, never from the request).
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
 base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-app = create_app(token="unused-here", cds_keys=cds_clients, public_url=base_url)
+app = create_app(token=secrets.token_urlsafe(32), cds_keys=cds_clients, public_url=base_url)
 server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
 thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
 thread.start()
@@ -46,14 +48,17 @@ try:
     print("prefetch:", service["prefetch"]["questionnaireResponse"])
     endpoint = f"{base_url}/cds-services/{service['id']}"
 
-    # 2. The CDS client JWT: signed by the EHR, audience = the service endpoint,
+    # 2. The CDS client JWT: signed by the EHR, audience = the URL being called,
     #    short-lived, with a unique jti (CDS Hooks 2.0).
-    now = int(time.time())
-    token = jwt.encode(
-        {"iss": EHR_ISSUER, "aud": endpoint, "iat": now, "exp": now + 300,
-         "jti": str(uuid.uuid4())},
-        ehr_key, algorithm="ES384", headers={"kid": "ehr-2026", "typ": "JWT"},
-    )
+    def client_jwt(audience: str) -> str:
+        now = int(time.time())
+        return jwt.encode(
+            {"iss": EHR_ISSUER, "aud": audience, "iat": now, "exp": now + 300,
+             "jti": str(uuid.uuid4())},
+            ehr_key, algorithm="ES384", headers={"kid": "ehr-2026", "typ": "JWT"},
+        )
+
+    token = client_jwt(endpoint)
 
     # 3. The hook call, with the prefetched QuestionnaireResponse (101.3 °F and chills).
     qr = json.loads(Path("examples/fhir/fever-101F.json").read_text())
@@ -75,6 +80,15 @@ try:
     replay = httpx.post(endpoint, json=hook, headers={"Authorization": f"Bearer {token}"})
     print("replayed token:", replay.status_code, replay.json()["detail"])
     assert replay.status_code == 401
+
+    # 5. Feedback: the clinician dismissed the card. The service counts the outcome and
+    #    keeps nothing else (no card uuid, time or comment).
+    feedback = {"feedback": [{"card": card["uuid"], "outcome": "overridden",
+                              "outcomeTimestamp": "2026-11-25T10:05:31Z"}]}
+    sent = httpx.post(f"{endpoint}/feedback", json=feedback,
+                      headers={"Authorization": f"Bearer {client_jwt(endpoint + '/feedback')}"})
+    print("feedback:", sent.status_code, sent.json())
+    assert sent.status_code == 200
 finally:
     server.should_exit = True
     thread.join()

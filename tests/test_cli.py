@@ -20,6 +20,7 @@ from marrow_triage.pack.catalogue import render_catalogue
 ROOT = Path(__file__).resolve().parents[1]
 FEVER = ROOT / "examples" / "fever-101F.json"
 SCRIPT = Path(sys.executable).with_name("marrow-triage")
+SERVE_TOKEN = "serve-test-api-token-0123456789abcdef"
 
 runner = CliRunner()
 
@@ -239,7 +240,7 @@ def test_serve_runs_the_http_service(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a free loopback port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "MARROW_TRIAGE_API_TOKEN": "serve-token"}
+    env = {**os.environ, "MARROW_TRIAGE_API_TOKEN": SERVE_TOKEN}
     env.pop("MARROW_TRIAGE_CDS_CLIENTS", None)
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([str(SCRIPT), "serve", "--port", str(port)], env=env,
@@ -258,7 +259,7 @@ def test_serve_runs_the_http_service(tmp_path: Path) -> None:
         assert proc.poll() is None, (tmp_path / "serve.log").read_text()
         report = json.loads(FEVER.read_text())
         ok = httpx.post(url + "/v1/triage", json=report,
-                        headers={"Authorization": "Bearer serve-token"})
+                        headers={"Authorization": f"Bearer {SERVE_TOKEN}"})
         assert ok.status_code == 200
         assert ok.json()["level"] == "urgent"
         assert httpx.post(url + "/v1/triage", json=report).status_code == 401
@@ -267,6 +268,38 @@ def test_serve_runs_the_http_service(tmp_path: Path) -> None:
         proc.wait(timeout=30)
         log.close()
     assert "Uvicorn running on http://127.0.0.1" in (tmp_path / "serve.log").read_text()
+
+
+NO_SERVICE_ENV: dict[str, str | None] = dict.fromkeys(
+    ("MARROW_TRIAGE_API_TOKEN", "MARROW_TRIAGE_CDS_CLIENTS", "MARROW_TRIAGE_PUBLIC_URL"))
+
+
+@pytest.mark.parametrize(("token", "message"), [
+    (None, "the API token is not configured: set MARROW_TRIAGE_API_TOKEN"),
+    ("", "the API token is not configured: set MARROW_TRIAGE_API_TOKEN"),
+    ("short-token", "the API token must be at least 32 characters (this one has 11)"),
+])
+def test_serve_without_a_usable_token_exits_2(token: str | None, message: str) -> None:
+    """Issue 13: serve started with no token (every /v1 call 503) or a guessable one."""
+    result = runner.invoke(app, ["serve", "--port", "0"],
+                           env={**NO_SERVICE_ENV, "MARROW_TRIAGE_API_TOKEN": token})
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"configuration: {message}")
+
+
+def test_serve_with_cds_clients_and_no_public_url_exits_2(tmp_path: Path) -> None:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.generate_private_key(ec.SECP384R1()).public_key()
+    key = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps({"https://ehr.example.org": {"keys": [key]}}))
+    result = runner.invoke(app, ["serve", "--port", "0"], env={
+        **NO_SERVICE_ENV, "MARROW_TRIAGE_API_TOKEN": SERVE_TOKEN,
+        "MARROW_TRIAGE_CDS_CLIENTS": str(clients)})
+    assert result.exit_code == 2
+    assert "no public URL: set MARROW_TRIAGE_PUBLIC_URL" in result.stderr
 
 
 def test_serve_with_a_bad_cds_clients_file_exits_2(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from marrow_triage import TriageEngine
 from marrow_triage.adapters.cds_hooks.hooks import SERVICE_ID
 from marrow_triage.adapters.service.app import create_app
 
-TOKEN = "schemathesis-token"
+TOKEN = "schemathesis-api-token-0123456789abcdef"
 ISSUER = "https://ehr.example.org"
 KEY = ec.generate_private_key(ec.SECP384R1())
 CDS_PATH = f"/cds-services/{SERVICE_ID}"
@@ -55,9 +55,9 @@ def schema(server: LiveServer) -> Any:
 
 
 def _headers(server: LiveServer, path: str) -> dict[str, str]:
-    if path == CDS_PATH:
+    if path.startswith(CDS_PATH):
         now = int(time.time())
-        claims = {"iss": ISSUER, "aud": server.url + CDS_PATH, "iat": now, "exp": now + 60,
+        claims = {"iss": ISSUER, "aud": server.url + path, "iat": now, "exp": now + 60,
                   "jti": str(uuid.uuid4())}
         bearer = jwt.encode(claims, KEY, algorithm="ES384", headers={"kid": "k1"})
     else:
@@ -66,7 +66,8 @@ def _headers(server: LiveServer, path: str) -> dict[str, str]:
 
 
 OPERATIONS = ["GET /healthz", "POST /v1/triage", "POST /v1/triage/batch", "GET /v1/rules",
-              "GET /cds-services", f"POST {CDS_PATH}"]
+              "GET /v1/cds-feedback", "GET /cds-services", f"POST {CDS_PATH}",
+              f"POST {CDS_PATH}/feedback"]
 
 
 def test_schema_lists_every_operation(schema: Any) -> None:

@@ -107,6 +107,7 @@ def test_requests_that_arrive_in_time_are_served_and_kept_alive(quick: LiveServe
         time.sleep(1.5)  # longer than the request timeout, shorter than keep-alive
         second = client.post("/v1/triage", json={"hours_since_procedure": 20}, headers=AUTH)
         assert first.status_code == second.status_code == 200
+        assert "server" not in first.headers  # no product banner
         assert len(client._transport._pool.connections) == 1  # type: ignore[attr-defined]
 
 

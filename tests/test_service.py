@@ -26,7 +26,7 @@ from marrow_triage.errors import MAX_LISTED_PROBLEMS
 from marrow_triage.testing import report_dicts
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "test-token-4f1c"
+TOKEN = "service-tests-api-token-4f1c9a7e2b"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FEVER = json.loads((ROOT / "examples" / "fever-101F.json").read_text())
 
@@ -57,6 +57,27 @@ def test_healthz_is_open(client: httpx.Client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/triage", "/v1/rules", "/cds-services",
+                                  "/openapi.json", "/nowhere"])
+def test_security_headers_on_every_answer(client: httpx.Client, path: str) -> None:
+    response = client.post(path, json=FEVER, headers=AUTH) if path == "/v1/triage" else (
+        client.get(path, headers=AUTH))
+    headers = response.headers
+    assert headers["cache-control"] == "no-store"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["content-security-policy"].startswith("default-src 'none';")
+
+
+def test_no_swagger_ui_from_a_cdn(client: httpx.Client) -> None:
+    """Issue 13: /docs loaded Swagger UI's scripts from a third-party CDN."""
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert client.get(path, headers=AUTH).status_code == 404
+        assert client.get(path).status_code == 401
+    assert "cdn" not in client.get("/openapi.json").text.lower()
 
 
 def test_triage_matches_the_engine(client: httpx.Client, engine: TriageEngine) -> None:
@@ -98,15 +119,32 @@ def test_without_a_configured_token_v1_refuses(
             response = c.post("/v1/triage", json=FEVER, headers=headers)
             assert response.status_code == 503
             assert "MARROW_TRIAGE_API_TOKEN" in response.json()["detail"]
-        assert c.get("/healthz").status_code == 200
+        # Issues 11 and 13: /healthz said ok while every /v1 call answered 503.
+        health = c.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["status"] == "not-ready"
+        assert "MARROW_TRIAGE_API_TOKEN" in health.json()["problems"][0]
+
+
+@pytest.mark.parametrize("short", ["x", "from-env", "a" * 31])
+def test_a_short_token_is_refused(
+    engine: TriageEngine, monkeypatch: pytest.MonkeyPatch, short: str
+) -> None:
+    with pytest.raises(ValueError, match="at least 32 characters") as info:
+        create_app(engine, token=short)
+    assert short not in str(info.value) or short == "x"
+    monkeypatch.setenv("MARROW_TRIAGE_API_TOKEN", short)
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        create_app(engine)
 
 
 def test_token_from_the_environment(
     engine: TriageEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MARROW_TRIAGE_API_TOKEN", "from-env")
+    from_env = "token-from-the-environment-0123456789"
+    monkeypatch.setenv("MARROW_TRIAGE_API_TOKEN", from_env)
     with LiveServer(lambda url: create_app(engine)) as live, httpx.Client(base_url=live.url) as c:
-        ok = c.post("/v1/triage", json=FEVER, headers={"Authorization": "Bearer from-env"})
+        ok = c.post("/v1/triage", json=FEVER, headers={"Authorization": f"Bearer {from_env}"})
         assert ok.status_code == 200
         assert c.post("/v1/triage", json=FEVER, headers=AUTH).status_code == 401
 

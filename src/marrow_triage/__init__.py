@@ -18,6 +18,7 @@ from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.errors import (
     CdsAuthError,
     CdsError,
+    CdsPrefetchError,
     ConditionError,
     EngineError,
     MarrowTriageError,
@@ -52,6 +53,7 @@ __all__ = [
     "Bruising",
     "CdsAuthError",
     "CdsError",
+    "CdsPrefetchError",
     "ConditionError",
     "EngineError",
     "Finding",

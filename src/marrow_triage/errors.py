@@ -12,7 +12,8 @@
     ├── TimelineError                a check-in that cannot be recorded (episode id, time)
     ├── StoreError                   a timeline store that cannot be read or written
     └── CdsError                     a CDS Hooks request that cannot be served
-        └── CdsAuthError             its client JWT is missing or not acceptable
+        ├── CdsAuthError             its client JWT is missing or not acceptable
+        └── CdsPrefetchError         the data it needs was not prefetched (HTTP 412)
 
 Each carries ``problems``: a tuple of :class:`Problem`, the one shape that the CLI, the
 HTTP service and FHIR render (one line, or one JSON object, per problem).
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_LISTED_PROBLEMS",
     "CdsAuthError",
     "CdsError",
+    "CdsPrefetchError",
     "ConditionError",
     "EngineError",
     "MarrowTriageError",
@@ -182,6 +184,11 @@ class CdsError(MarrowTriageError):
 
 class CdsAuthError(CdsError):
     """A CDS client's JWT was missing or not acceptable; the message says why."""
+
+
+class CdsPrefetchError(CdsError):
+    """The CDS client did not send the data a hook call needs (prefetch key left out, or
+    an OperationOutcome saying the prefetch failed): CDS Hooks answers 412."""
 
 
 KnownFields = Callable[[tuple[int | str, ...]], Iterable[str]]

@@ -1,12 +1,15 @@
 """CDS Hooks 2.0: the discovery document, cards from a triage result, and client JWTs.
 
+Cards carry a ``uuid``; the feedback a CDS client posts about them is validated against
+the CDS Hooks 2.0 Feedback shape and kept only as counts (:class:`FeedbackTally`).
+
 A CDS client (an EHR) signs a short-lived JWT for every call. :class:`CdsClients` holds
 the allow-list of issuers and the public keys each may sign with, and
 :meth:`CdsClients.verify` checks a token the way CDS Hooks specifies: an asymmetric
 signature (RS*/ES*/PS*) by one of the issuer's keys, ``aud`` equal to the endpoint URL,
-``exp``, ``iat`` and ``jti`` present, ``exp`` at most five minutes ahead, and no ``jti``
-used twice while it is valid. Keys are configured locally (a JWKS dict or file, or a PEM
-public key); nothing is fetched over the network.
+``exp``, ``iat`` (numbers) and ``jti`` present, ``exp`` at most five minutes ahead, and
+no ``jti`` used twice while it is valid. Keys are configured locally (a JWKS dict or file,
+or a PEM public key); nothing is fetched over the network.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jwt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from marrow_triage.errors import CdsAuthError
 from marrow_triage.models import TriageResult, Urgency
@@ -33,6 +39,9 @@ __all__ = [
     "SERVICE_ID",
     "CdsAuthError",
     "CdsClients",
+    "Feedback",
+    "FeedbackRequest",
+    "FeedbackTally",
     "build_cards",
     "discovery",
     "indicator",
@@ -124,7 +133,8 @@ def _detail(result: TriageResult) -> str:
 
 
 def build_cards(result: TriageResult, pack: RulePack) -> list[dict[str, Any]]:
-    """One card for the result: indicator by level, short summary, markdown detail."""
+    """One card for the result: a fresh ``uuid`` (what feedback refers to), indicator by
+    level, short summary, markdown detail."""
     top = result.findings[0].source.url if result.findings else None
     url = top or next((d.url for d in pack.documents.values() if d.url), None)
     source: dict[str, Any] = {"label": f"{result.ruleset.name} {result.ruleset.version}"}
@@ -132,12 +142,22 @@ def build_cards(result: TriageResult, pack: RulePack) -> list[dict[str, Any]]:
         source["url"] = url
     return [
         {
+            "uuid": str(uuid.uuid4()),
             "summary": _summary(result),
             "indicator": indicator(result.level),
             "detail": _detail(result),
             "source": source,
         }
     ]
+
+
+def _times_are_numbers(claims: Mapping[str, Any]) -> None:
+    """``exp``, ``iat`` and ``nbf`` as JSON numbers only: PyJWT also takes ``"1700000000"``,
+    which CDS Hooks (and RFC 7519's NumericDate) does not."""
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise CdsAuthError(f"JWT {name} must be a number (seconds since the epoch)")
 
 
 @dataclass(frozen=True)
@@ -204,8 +224,9 @@ class CdsClients:
         """The allow-listed issuers."""
         return tuple(self._keys)
 
-    def verify(self, token: str, audience: str) -> dict[str, Any]:
-        """The claims of a valid token for ``audience``; :class:`CdsAuthError` otherwise."""
+    def verify(self, token: str, audience: str | Sequence[str]) -> dict[str, Any]:
+        """The claims of a valid token for ``audience`` (one URL, or any of several);
+        :class:`CdsAuthError` otherwise."""
         header, issuer = self._read_unverified(token)
         claims = self._decode_with_issuer_keys(token, header, issuer, audience)
         self._check_lifetime_and_replay(claims, issuer)
@@ -219,6 +240,7 @@ class CdsClients:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise CdsAuthError(f"malformed JWT: {exc}") from None
+        _times_are_numbers(unverified)
         alg = header.get("alg")
         if alg not in ALGORITHMS:
             raise CdsAuthError(f"JWT algorithm {alg!r} is not accepted")
@@ -228,7 +250,7 @@ class CdsClients:
         return header, issuer
 
     def _decode_with_issuer_keys(self, token: str, header: Mapping[str, Any], issuer: str,
-                                 audience: str) -> dict[str, Any]:
+                                 audience: str | Sequence[str]) -> dict[str, Any]:
         """The claims, verified with the first of the issuer's keys that fits the header."""
         alg: str = header["alg"]  # checked by _read_unverified
         kid = header.get("kid")
@@ -240,7 +262,9 @@ class CdsClients:
         for candidate in candidates:
             try:
                 claims: dict[str, Any] = jwt.decode(
-                    token, candidate.key, algorithms=[alg], audience=audience, issuer=issuer,
+                    token, candidate.key, algorithms=[alg],
+                    audience=audience if isinstance(audience, str) else list(audience),
+                    issuer=issuer,
                     leeway=LEEWAY_SECONDS,
                     options={"require": ["iss", "aud", "exp", "iat", "jti"]},
                 )
@@ -268,3 +292,88 @@ class CdsClients:
             if (issuer + "\0" + jti) in self._seen:
                 raise CdsAuthError("JWT jti was already used")
             self._seen[issuer + "\0" + jti] = exp
+
+
+class _FeedbackPart(BaseModel):
+    # Extensions and fields of later spec versions are allowed, and ignored.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Coding(_FeedbackPart):
+    """A CDS Hooks Coding (an override reason the user picked)."""
+
+    code: str
+    system: str
+    display: str | None = None
+
+
+class OverrideReason(_FeedbackPart):
+    """Why a card was overridden: a reason, a user comment, or both (cds-fb-3)."""
+
+    reason: Coding | None = None
+    userComment: str | None = None
+
+    @model_validator(mode="after")
+    def _reason_or_comment(self) -> OverrideReason:
+        if self.reason is None and self.userComment is None:
+            raise ValueError("an overrideReason needs a reason, a userComment, or both")
+        return self
+
+
+class AcceptedSuggestion(_FeedbackPart):
+    """A suggestion the user accepted, by its ``uuid``."""
+
+    id: str = Field(min_length=1)
+
+
+class Feedback(_FeedbackPart):
+    """What the user did with one card (CDS Hooks 2.0, Feedback)."""
+
+    card: uuid.UUID = Field(description="The card's uuid.")
+    outcome: Literal["accepted", "overridden"]
+    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    overrideReason: OverrideReason | None = None
+    outcomeTimestamp: AwareDatetime
+
+    @model_validator(mode="after")
+    def _accepted_names_suggestions(self) -> Feedback:
+        if self.outcome == "accepted" and not self.acceptedSuggestions:
+            raise ValueError("an accepted outcome needs acceptedSuggestions (cds-fb-2)")
+        return self
+
+
+class FeedbackRequest(_FeedbackPart):
+    """The body of ``POST /cds-services/{id}/feedback``."""
+
+    feedback: list[Feedback] = Field(min_length=1, max_length=100)
+
+
+class FeedbackTally:
+    """Counts of feedback outcomes, and nothing else.
+
+    Card uuids, timestamps, suggestion ids, reason codes and comments are dropped on
+    arrival: a comment may name the patient, and a card uuid plus a time can be joined
+    with an EHR's audit log. The counts live as long as the service process.
+    """
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, request: FeedbackRequest) -> None:
+        """Count each feedback's outcome, and whether a reason or a comment came with it."""
+        counts: Counter[str] = Counter()
+        for item in request.feedback:
+            counts[item.outcome] += 1
+            if item.overrideReason is not None and item.overrideReason.reason is not None:
+                counts["overridden_with_reason"] += 1
+            if item.overrideReason is not None and item.overrideReason.userComment:
+                counts["with_user_comment"] += 1
+        with self._lock:
+            self._counts.update(counts)
+
+    def counts(self) -> dict[str, int]:
+        """Feedback received so far, by outcome."""
+        keys = ("accepted", "overridden", "overridden_with_reason", "with_user_comment")
+        with self._lock:
+            return {key: self._counts[key] for key in keys}

@@ -272,6 +272,8 @@ def serve(
         application = create_app(engine)
     except ValueError as exc:
         fail([f"configuration: {exc}"])
+    if application.state.problems:  # it would start, and refuse every /v1 call
+        fail([f"configuration: {problem}" for problem in application.state.problems])
     config = server_config(application, host=host, port=port, request_timeout=request_timeout,
                            max_connections=max_connections,
                            forwarded_allow_ips=forwarded_allow_ips)

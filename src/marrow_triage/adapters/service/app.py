@@ -2,20 +2,25 @@
 
 Reports are health data, so:
 
-* Everything but ``/healthz``, the CDS discovery document and the OpenAPI pages needs
+* Everything but ``/healthz``, the CDS discovery document and ``/openapi.json`` needs
   ``Authorization: Bearer <token>`` (the token from ``create_app(token=...)`` or
-  ``MARROW_TRIAGE_API_TOKEN``); with no token configured it refuses (503), never runs open.
-* ``POST /cds-services/marrow-aftercare-triage`` needs a CDS client JWT (see
-  :mod:`marrow_triage.adapters.cds_hooks.hooks`), verified before the body is read.
+  ``MARROW_TRIAGE_API_TOKEN``, 32 characters or more); with no token configured it
+  refuses (503) and ``/healthz`` says not-ready, never runs open.
+* ``POST /cds-services/marrow-aftercare-triage`` (and its ``/feedback``) needs a CDS
+  client JWT (see :mod:`marrow_triage.adapters.cds_hooks.hooks`) whose audience is the
+  configured public URL (``MARROW_TRIAGE_PUBLIC_URL``), never one built from the
+  request's ``Host``; it is verified before the body is read.
+* Every answer carries ``Cache-Control: no-store`` and the usual security headers; no
+  Swagger UI is served (it loads scripts from a CDN): the API is ``/openapi.json``.
 * The body size limit (413) is enforced while reading, whatever ``Content-Length`` says.
 * Nothing here logs a request body or an error message that could quote one; a failure
   inside a handler is logged by exception class only and answered with a generic 500.
 
 Needs the ``[service]`` extra.
 
->>> app = create_app(token="s3cret")
+>>> app = create_app(token="a-secret-of-at-least-32-characters")
 >>> sorted(r.path for r in app.routes if r.path.startswith("/v1"))
-['/v1/rules', '/v1/triage', '/v1/triage/batch']
+['/v1/cds-feedback', '/v1/rules', '/v1/triage', '/v1/triage/batch']
 """
 
 import enum
@@ -24,9 +29,11 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Body, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -41,13 +48,15 @@ from marrow_triage.adapters.cds_hooks.hooks import (
     SERVICE_ID,
     CdsAuthError,
     CdsClients,
+    FeedbackRequest,
+    FeedbackTally,
     KeySpec,
     build_cards,
     discovery,
 )
 from marrow_triage.engine.triage import TriageEngine
+from marrow_triage.errors import CdsPrefetchError, ReportError
 from marrow_triage.errors import Problem as ErrorProblem
-from marrow_triage.errors import ReportError
 from marrow_triage.models import Source, SymptomReport, TriageResult, Urgency, listed_errors
 from marrow_triage.pack.catalogue import condition_in_words
 from marrow_triage.pack.spec import RuleSpec
@@ -59,10 +68,19 @@ CDS_CLIENTS_ENV = "MARROW_TRIAGE_CDS_CLIENTS"
 PUBLIC_URL_ENV = "MARROW_TRIAGE_PUBLIC_URL"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_MAX_BATCH = 100
+MIN_TOKEN_LENGTH = 32
 CDS_PATH = f"/cds-services/{SERVICE_ID}"
 # Everything else needs the bearer token (or, under /cds-services/, a CDS client JWT).
-OPEN_PATHS = frozenset(
-    {"/healthz", "/cds-services", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+OPEN_PATHS = frozenset({"/healthz", "/cds-services", "/openapi.json"})
+# Sent with every answer. The API serves JSON only: nothing may load, frame or cache it.
+SECURITY_HEADERS = (
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy",
+     b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-resource-policy", b"same-origin"),
 )
 
 _log = logging.getLogger("marrow_triage.adapters.service.app")
@@ -99,7 +117,7 @@ class CdsRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    hook: str
+    hook: Literal["patient-view"] = Field(description="The hook the service declares.")
     hookInstance: str
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
@@ -108,6 +126,7 @@ class CdsRequest(BaseModel):
 class CdsCard(BaseModel):
     """One CDS Hooks card."""
 
+    uuid: str = Field(description="Identifies the card in feedback.")
     summary: str = Field(max_length=139)
     indicator: str
     detail: str
@@ -118,6 +137,28 @@ class CdsResponse(BaseModel):
     """The cards answering a hook call."""
 
     cards: list[CdsCard]
+
+
+class Health(BaseModel):
+    """``ok``, or ``not-ready`` with the reasons (answered with 503)."""
+
+    status: Literal["ok", "not-ready"]
+    problems: list[str] = Field(default_factory=list)
+
+
+class FeedbackReceived(BaseModel):
+    """How many feedback entries were counted."""
+
+    received: int
+
+
+class FeedbackCounts(BaseModel):
+    """CDS Hooks feedback received since the service started, by outcome."""
+
+    accepted: int
+    overridden: int
+    overridden_with_reason: int
+    with_user_comment: int
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -144,11 +185,11 @@ class _Gate:
     last-resort 500 that logs the exception class only."""
 
     def __init__(self, app: ASGIApp, *, token: str | None, cds: CdsClients | None,
-                 public_url: str | None, max_body_bytes: int) -> None:
+                 public_urls: Sequence[str], max_body_bytes: int) -> None:
         self.app = app
         self.token = token
         self.cds = cds
-        self.public_url = public_url.rstrip("/") if public_url else None
+        self.public_urls = tuple(public_urls)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -219,10 +260,13 @@ class _Gate:
                 return _problem(
                     503, f"no CDS clients are configured: set {CDS_CLIENTS_ENV}"
                 )
+            if not self.public_urls:  # create_app refuses this; kept for direct use
+                return _problem(503, f"no public URL is configured: set {PUBLIC_URL_ENV}")
             if not bearer:
                 return _problem(401, "missing CDS client JWT", challenge)
-            audience = (self.public_url + route if self.public_url
-                        else f"{scope.get('scheme', 'http')}://{headers.get('host', '')}{path}")
+            # The audience comes from configuration only: built from Host or
+            # X-Forwarded-Proto, a token minted for another service would pass.
+            audience = [base + route for base in self.public_urls]
             try:
                 self.cds.verify(bearer, audience)
             except CdsAuthError as exc:
@@ -254,6 +298,63 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+class _SecurityHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` on every answer (the app's own
+    ``Cache-Control`` wins)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message = {**message, "headers": [
+                    *message.get("headers", []),
+                    *((k, v) for k, v in SECURITY_HEADERS if k not in present),
+                ]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _checked_token(token: str | None) -> str | None:
+    """The API token, refused when too short to resist guessing."""
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"the API token must be at least {MIN_TOKEN_LENGTH} characters "
+                         f"(this one has {len(token)}); set {TOKEN_ENV}")
+    return token
+
+
+def _public_urls(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The service's external base URLs: one, or an allow-list separated by commas."""
+    if value is None:
+        value = os.environ.get(PUBLIC_URL_ENV) or ""
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    urls = []
+    for item in items:
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+                or parts.fragment:
+            raise ValueError(f"{PUBLIC_URL_ENV}: {item!r} is not a base URL such as "
+                             "https://triage.example.org")
+        urls.append(item.rstrip("/"))
+    return tuple(urls)
+
+
+def _operation_outcome(status: int, text: str, diagnostics: str) -> JSONResponse:
+    """A CDS Hooks error answer: a FHIR OperationOutcome, as the spec recommends."""
+    return JSONResponse({
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "processing", "details": {"text": text},
+                   "diagnostics": diagnostics}],
+    }, status_code=status)
 
 
 def _rule_entry(engine: TriageEngine, rule: RuleSpec) -> RuleEntry:
@@ -306,18 +407,26 @@ def _unreadable(msg: str, *loc: str | int) -> RequestValidationError:
 
 def _first_questionnaire_response(value: Any) -> dict[str, Any] | None:
     """The QuestionnaireResponse in a prefetch value: the resource itself, or the first in
-    a search Bundle; ``None`` when the prefetch found none."""
+    a search Bundle; ``None`` when the prefetch found none.
+
+    An OperationOutcome with an error in its place (or in the Bundle) means the CDS
+    client could not fetch it: :class:`CdsPrefetchError`, not "no check-in".
+    """
     if value is None:
         return None
     if not isinstance(value, dict):
         raise _unreadable("expected a QuestionnaireResponse or a Bundle of them")
     if value.get("resourceType") != "Bundle":
+        _refuse_failed_prefetch(value)
         return value
     entries = value.get("entry") or []
     if not isinstance(entries, list):
         raise _unreadable("a Bundle's entry must be a list", "entry")
-    for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
+    resources = [entry.get("resource") for entry in entries if isinstance(entry, dict)]
+    for resource in resources:
+        if isinstance(resource, dict):
+            _refuse_failed_prefetch(resource)
+    for resource in resources:
         if isinstance(resource, dict) and resource.get("resourceType") == (
             "QuestionnaireResponse"
         ):
@@ -325,24 +434,58 @@ def _first_questionnaire_response(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def _refuse_failed_prefetch(resource: Mapping[str, Any]) -> None:
+    """Raise :class:`CdsPrefetchError` for an OperationOutcome reporting an error."""
+    if resource.get("resourceType") != "OperationOutcome":
+        return
+    issues = resource.get("issue")
+    failed = [issue for issue in issues if isinstance(issue, dict)
+              and issue.get("severity") in ("error", "fatal")] if isinstance(issues, list) else []
+    if not failed and isinstance(issues, list) and issues:
+        return  # warnings or information only (e.g. a search's outcome notes)
+    # Codes only: the client's free text could quote patient data.
+    codes = sorted({str(issue.get("code")) for issue in failed if issue.get("code")})
+    said = f" (issue code {', '.join(codes)})" if codes else ""
+    raise CdsPrefetchError(
+        f"the CDS client could not prefetch {PREFETCH_KEY}: it sent an OperationOutcome"
+        f"{said} instead of the patient's check-in"
+    )
+
+
 def create_app(
     engine: TriageEngine | None = None,
     *,
     token: str | None = None,
     cds_keys: CdsClients | Mapping[str, KeySpec] | None = None,
-    public_url: str | None = None,
+    public_url: str | Sequence[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_batch: int = DEFAULT_MAX_BATCH,
 ) -> FastAPI:
     """The FastAPI application.
 
-    ``token`` defaults to ``$MARROW_TRIAGE_API_TOKEN``; ``cds_keys`` (issuer -> JWKS, JWK
-    or PEM public key) defaults to the JSON file named by ``$MARROW_TRIAGE_CDS_CLIENTS``;
-    ``public_url`` (the service's external base URL, the JWT audience prefix) defaults to
-    ``$MARROW_TRIAGE_PUBLIC_URL``, else the URL the request was sent to.
+    ``token`` defaults to ``$MARROW_TRIAGE_API_TOKEN`` (32 characters or more; without
+    one the app starts not-ready); ``cds_keys`` (issuer -> JWKS, JWK or PEM public key)
+    defaults to the JSON file named by ``$MARROW_TRIAGE_CDS_CLIENTS``; ``public_url`` (the
+    service's external base URL, the JWT audience prefix; several separated by commas)
+    defaults to ``$MARROW_TRIAGE_PUBLIC_URL`` and is required with CDS clients.
+
+    Raises ValueError for a configuration it cannot serve safely. ``app.state.problems``
+    lists why the app is not ready (``/healthz`` answers 503 with them).
     """
     engine = engine if engine is not None else TriageEngine.default()
+    token = _checked_token(token if token is not None else os.environ.get(TOKEN_ENV) or None)
+    clients = _cds_clients(cds_keys)
+    public_urls = _public_urls(public_url)
+    if clients is not None and clients.issuers and not public_urls:
+        raise ValueError(
+            f"CDS clients are configured but no public URL: set {PUBLIC_URL_ENV} to the "
+            "service's external base URL (the JWT audience is never taken from a request)"
+        )
     app = FastAPI(
+        # No Swagger UI or ReDoc: both load their scripts from a third-party CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
         title="marrow_triage",
         version=engine.pack.version,
         description=(
@@ -350,19 +493,16 @@ def create_app(
             "biopsy. Supports, and does not replace, clinical judgement."
         ),
     )
-    app.add_middleware(
-        _Gate,
-        token=token if token is not None else os.environ.get(TOKEN_ENV) or None,
-        cds=_cds_clients(cds_keys),
-        public_url=public_url or os.environ.get(PUBLIC_URL_ENV) or None,
-        max_body_bytes=max_body_bytes,
-    )
+    app.state.problems = [] if token else [f"the API token is not configured: set {TOKEN_ENV}"]
+    app.add_middleware(_Gate, token=token, cds=clients, public_urls=public_urls,
+                       max_body_bytes=max_body_bytes)
+    app.add_middleware(_SecurityHeaders)
     _answer_invalid_requests(app)
-    _add_ops_routes(app)
+    _add_ops_routes(app, app.state.problems)
     secured = [Depends(HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_ENV}."))]
     _add_triage_routes(app, engine, secured, max_batch)
     _add_rules_route(app, engine, secured)
-    _add_cds_routes(app, engine)
+    _add_cds_routes(app, engine, secured)
     return app
 
 
@@ -383,11 +523,14 @@ def _answer_invalid_requests(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, status_code=422)
 
 
-def _add_ops_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        """Liveness for load balancers; needs no credentials."""
-        return {"status": "ok"}
+def _add_ops_routes(app: FastAPI, problems: list[str]) -> None:
+    @app.get("/healthz", tags=["ops"], response_model=Health,
+             responses={503: {"model": Health, "description": "Not ready: the reasons."}})
+    async def healthz() -> JSONResponse:
+        """Readiness for load balancers: 503 while ``/v1`` would refuse every call."""
+        if problems:
+            return JSONResponse({"status": "not-ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
 
 def _add_triage_routes(app: FastAPI, engine: TriageEngine, secured: list[Any],
@@ -422,14 +565,22 @@ def _add_rules_route(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> 
         )
 
 
-def _add_cds_routes(app: FastAPI, engine: TriageEngine) -> None:
+def _add_cds_routes(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> None:
+    feedback = FeedbackTally()
+
+    @app.exception_handler(CdsPrefetchError)
+    async def _no_prefetch(_request: Request, exc: CdsPrefetchError) -> JSONResponse:
+        return _operation_outcome(412, str(exc), f"CDS Hooks prefetch key {PREFETCH_KEY!r}")
+
     @app.get("/cds-services", tags=["cds-hooks"])
     async def cds_discovery() -> dict[str, Any]:
         """CDS Hooks discovery: the services offered here."""
         return discovery(_questionnaire_url())
 
     @app.post(CDS_PATH, response_model=CdsResponse, tags=["cds-hooks"],
-              responses={**_ERRORS, 401: {"model": Problem, "description": "JWT rejected."}})
+              responses={**_ERRORS, 401: {"model": Problem, "description": "JWT rejected."},
+                         412: {"description": "The check-in was not prefetched (a FHIR "
+                               "OperationOutcome says why)."}})
     async def cds_triage(request: CdsRequest) -> dict[str, Any]:
         """CDS Hooks call: triage ``context.report`` or the prefetched QuestionnaireResponse."""
         report = await run_in_threadpool(_cds_report, request)
@@ -437,6 +588,22 @@ def _add_cds_routes(app: FastAPI, engine: TriageEngine) -> None:
             return {"cards": []}
         result = await engine.triage_async(report)
         return {"cards": build_cards(result, engine.pack)}
+
+    @app.post(CDS_PATH + "/feedback", response_model=FeedbackReceived, tags=["cds-hooks"],
+              responses={**_ERRORS, 401: {"model": Problem, "description": "JWT rejected."}})
+    async def cds_feedback(request: FeedbackRequest) -> FeedbackReceived:
+        """CDS Hooks feedback on cards: validated, then only the outcomes are counted."""
+        feedback.add(request)
+        _log.info("CDS feedback: %s", ", ".join(
+            f"{n} {outcome}" for outcome, n in sorted(
+                Counter(item.outcome for item in request.feedback).items())))
+        return FeedbackReceived(received=len(request.feedback))
+
+    @app.get("/v1/cds-feedback", response_model=FeedbackCounts, responses=_ERRORS,
+             dependencies=secured, tags=["cds-hooks"])
+    async def cds_feedback_counts() -> FeedbackCounts:
+        """CDS Hooks feedback counted since the service started (counts only)."""
+        return FeedbackCounts(**feedback.counts())
 
 
 def _questionnaire_url() -> str | None:
@@ -457,10 +624,12 @@ def _cds_report(request: CdsRequest) -> SymptomReport | None:
             raise RequestValidationError(_errors(("body", "context", "report"), exc)) from None
     prefetch = request.prefetch or {}
     if PREFETCH_KEY not in prefetch:
-        raise RequestValidationError([{
-            "loc": ["body", "prefetch", PREFETCH_KEY], "type": "missing",
-            "msg": "no report: send context.report or prefetch.questionnaireResponse",
-        }])
+        # CDS Hooks: a client leaves a prefetch key out when it could not fetch it (it
+        # sends null for "nothing found"), and this service fetches nothing itself: 412.
+        raise CdsPrefetchError(
+            f"no report: the prefetch key {PREFETCH_KEY!r} is missing (and there is no "
+            "context.report); this service does not query the FHIR server itself"
+        )
     qr = _first_questionnaire_response(prefetch[PREFETCH_KEY])
     if qr is None:
         return None
