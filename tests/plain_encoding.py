@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from marrow_triage.engine.encode import engine_number
-from marrow_triage.pack.facts import FactValue
+from marrow_triage.pack.facts import TIMELINE_FACT_FIELDS, FactValue
 
 
 def engine_fact(facts: Mapping[str, FactValue]) -> dict[str, int | bool | str]:
-    """A fact's values as durable_rules sees them: numbers in whole millionths, rounded down."""
-    return {name: value if isinstance(value, bool | str) else engine_number(value)
+    """A fact's values as durable_rules sees them: numbers in whole millionths, rounded down;
+    free text only as ``True`` (given), never the text itself."""
+    return {name: True if TIMELINE_FACT_FIELDS[name].kind == "text"
+            else value if isinstance(value, bool | str) else engine_number(value)
             for name, value in facts.items()}

@@ -84,6 +84,17 @@ def _test(value: Any, op: str, arg: Any) -> bool:
     raise ValueError(f"unknown test {op!r}")
 
 
+def _resolved(item: Any, parameters: dict[str, Any]) -> Any:
+    """``item`` with every ``$name`` threshold replaced by the parameter's value."""
+    if isinstance(item, dict):
+        return {k: _resolved(v, parameters) for k, v in item.items()}
+    if isinstance(item, list):
+        return [_resolved(v, parameters) for v in item]
+    if isinstance(item, str) and item.startswith("$"):
+        return parameters[item[1:]]
+    return item
+
+
 class Verdict(NamedTuple):
     """(level, fired rule ids, question ids): unpacks like a tuple."""
 
@@ -98,12 +109,16 @@ class ReferencePack:
     def __init__(self, directory: Path) -> None:
         self.rules: list[dict[str, Any]] = []
         self.questions: list[dict[str, Any]] = []
+        meta = yaml.safe_load((directory / "pack.yaml").read_text(encoding="utf-8")) or {}
+        self.parameters = {name: p["value"] for name, p in
+                           (meta.get("parameters") or {}).items()}
         for path in sorted(directory.glob("*.yaml")):
             if path.name == "pack.yaml":
                 continue
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            self.rules.extend(data.get("rules", []))
-            self.questions.extend(data.get("questions", []))
+            self.rules.extend(_resolved(r, self.parameters) for r in data.get("rules", []))
+            self.questions.extend(_resolved(q, self.parameters)
+                                  for q in data.get("questions", []))
 
     def evaluate(self, report: SymptomReport | Mapping[str, Any]) -> Verdict:
         """Triage a report (or its JSON-form dict) by the rule files alone."""

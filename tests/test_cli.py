@@ -129,7 +129,7 @@ def _copy_pack(tmp_path: Path) -> Path:
 def test_rules_option_uses_another_pack(tmp_path: Path) -> None:
     pack = _copy_pack(tmp_path)
     meta = pack / "pack.yaml"
-    meta.write_text(meta.read_text().replace("version: 1.0.0", "version: 9.9.9"))
+    meta.write_text(meta.read_text().replace("version: 1.1.0", "version: 9.9.9"))
     code, out, _ = invoke("check", str(FEVER), "--json", "--rules", str(pack))
     assert code == 0
     assert json.loads(out)["ruleset"]["version"] == "9.9.9"

@@ -138,6 +138,9 @@ def test_item_types_match_report_field_types() -> None:
                 ("http://unitsofmeasure.org", "Cel"), ("http://unitsofmeasure.org", "[degF]")
             ]
             assert [m.value for m in TemperatureUnit] == ["C", "F"]
+        elif field.get("type") == "string":
+            assert item["type"] == "text", name
+            assert item["maxLength"] == field["maxLength"], name
         else:
             fhir_type, value_key = {
                 "boolean": ("boolean", ""),

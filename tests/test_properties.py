@@ -6,6 +6,7 @@ explanation completeness, and agreement with the independent reference evaluator
 
 from __future__ import annotations
 
+import enum
 import json
 import random
 import subprocess
@@ -29,7 +30,7 @@ from marrow_triage import (
     TriageResult,
     Urgency,
 )
-from marrow_triage.models import Bleeding, Bruising, PainTrend, SiteDischarge
+from marrow_triage.models import Bleeding, Bruising, NauseaOrVomiting, PainTrend, SiteDischarge
 from marrow_triage.testing import report_dicts, reports, reports_at_level, temperatures
 from reference import LEVELS, ReferencePack, exact
 
@@ -39,6 +40,7 @@ ORDERED_ENUMS: dict[str, list[str]] = {
     "site_discharge": [m.value for m in SiteDischarge],
     "bruising": [m.value for m in Bruising],
     "pain_trend": [PainTrend.BETTER.value, PainTrend.SAME.value, PainTrend.WORSE.value],
+    "nausea_or_vomiting": [m.value for m in NauseaOrVomiting],
 }
 PAINS = ("site_pain", "back_or_abdominal_pain")
 FLAGS = tuple(
@@ -308,7 +310,9 @@ def shown(fact: str, report: SymptomReport) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value}/10"
-    return str(value.value).replace("_", " ")
+    if isinstance(value, enum.Enum):
+        return str(value.value).replace("_", " ")
+    return f"\u201c{value}\u201d"  # free text, quoted as written
 
 
 def condition_tests(condition: dict[str, Any]) -> list[tuple[str, Any]]:

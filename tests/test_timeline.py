@@ -103,7 +103,8 @@ def test_fahrenheit_just_below_38_is_not_raised(timeline: Timeline) -> None:
 
 # --- raised temperature with low white cells / chemotherapy reported earlier -----------
 
-@pytest.mark.parametrize(("now", "expected"), [(37.99, False), (38.0, True)])
+@pytest.mark.parametrize(("now", "expected"), [(37.49, False), (37.5, True), (37.99, True),
+                                               (38.0, True), (36.0, False), (35.99, True)])
 def test_neutropenia_risk_from_an_earlier_checkin(timeline: Timeline, now: float,
                                                   expected: bool) -> None:
     rec(timeline, 0, temperature=temp(37.0), recent_chemotherapy=True)
@@ -223,14 +224,18 @@ def test_site_pain_rising(timeline: Timeline, pains: tuple[int | None, ...],
 
 
 @pytest.mark.parametrize(("hours", "pain", "expected"), [
-    (119.99, 4, False), (120, 4, True), (200, 4, True), (130, 3, False), (130, 6, True),
+    (71.99, 4, False), (72, 1, True), (200, 4, True), (130, 0, False), (336, 6, True),
 ])
-def test_site_pain_persisting_beyond_five_days(timeline: Timeline, hours: float, pain: int,
-                                               expected: bool) -> None:
+def test_site_pain_beyond_several_days(timeline: Timeline, engine: TriageEngine,
+                                       hours: float, pain: int, expected: bool) -> None:
+    """Pain still there beyond the pack's "several days" is found by the report rule, so
+    one report and a timeline of check-ins agree (it was a timeline-only rule in 1.0)."""
+    report = {"hours_since_procedure": hours, "site_pain": pain}
+    assert ("site-pain-beyond-several-days" in fired(engine.triage(report))) is expected
     rec(timeline, 0, site_pain=6, hours_since_procedure=24)
-    result = timeline.record("ep-1", {"hours_since_procedure": hours, "site_pain": pain},
-                             T0 + timedelta(hours=hours - 24))
-    assert ("site-pain-persisting" in fired(result)) is expected
+    result = timeline.record("ep-1", report, T0 + timedelta(hours=hours - 24))
+    assert ("site-pain-beyond-several-days" in fired(result)) is expected
+    assert (result.level >= Urgency.SOON) is expected or pain >= 7
 
 
 # --- combination with the single-report result -----------------------------------------
@@ -358,8 +363,8 @@ def _pack_with(tmp_path: Path, rules_dir: Path, text: str) -> Path:
 def test_pack_loads_timeline_rules_and_hashes_them(pack: RulePack) -> None:
     ids = {r.id for r in pack.timeline_rules}
     assert ids == {"fever-sustained", "raised-temperature-with-neutropenia-risk-in-history",
-                   "new-raised-temperature-days-after", "bleeding-again", "site-pain-rising",
-                   "site-pain-persisting"}
+                   "infection-signs-with-neutropenia-risk-in-history",
+                   "new-raised-temperature-days-after", "bleeding-again", "site-pain-rising"}
     catalogue = render_catalogue(pack)
     assert "## Timeline rules" in catalogue and "## History facts" in catalogue
     assert all(f"`{rule_id}`" in catalogue for rule_id in ids)

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -29,6 +30,7 @@ __all__ = [
     "Bleeding",
     "Bruising",
     "Finding",
+    "NauseaOrVomiting",
     "PainTrend",
     "Question",
     "RulesetInfo",
@@ -165,6 +167,15 @@ class PainTrend(enum.StrEnum):
     WORSE = "worse"
 
 
+class NauseaOrVomiting(enum.StrEnum):
+    """Feeling sick or being sick, from least to most worrying."""
+
+    NONE = "none"
+    NAUSEA = "nausea"
+    VOMITING_KEEPING_FLUIDS_DOWN = "vomiting_keeping_fluids_down"
+    CANNOT_KEEP_FLUIDS_DOWN = "cannot_keep_fluids_down"
+
+
 # Plausible ranges of a body temperature taken at home. Outside them the reading is a
 # typo or a broken thermometer, and triaging it would give a confident wrong answer.
 TEMPERATURE_LIMITS: dict[TemperatureUnit, tuple[float, float]] = {
@@ -172,10 +183,15 @@ TEMPERATURE_LIMITS: dict[TemperatureUnit, tuple[float, float]] = {
     TemperatureUnit.FAHRENHEIT: (86.0, 113.0),
 }
 MAX_HOURS_SINCE_PROCEDURE = 24 * 365
+MAX_OTHER_CONCERN_LENGTH = 1000
+"""Longest free-text concern accepted: a message for a person to read, not a document."""
 
 _Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 PainScore = Annotated[int, Field(strict=True, ge=0, le=10)]
 Flag = Annotated[bool, Field(strict=True)]
+ConcernText = Annotated[
+    str, Field(strict=True, min_length=1, max_length=MAX_OTHER_CONCERN_LENGTH)
+]
 
 
 class _Model(BaseModel):
@@ -280,7 +296,7 @@ class SymptomReport(_InputModel):
         default=None, description="Pain at the needle site, 0 (none) to 10 (worst)."
     )
     back_or_abdominal_pain: PainScore | None = Field(
-        default=None, description="Pain in the back or abdomen, 0 to 10."
+        default=None, description="Pain in the back, side (flank) or abdomen, 0 to 10."
     )
     pain_trend: PainTrend | None = Field(
         default=None, description="How site pain has changed since the last check."
@@ -319,6 +335,47 @@ class SymptomReport(_InputModel):
     received_sedation: Flag | None = Field(
         default=None, description="Had conscious (twilight) sedation for the procedure."
     )
+    generally_unwell: Flag | None = Field(
+        default=None, description="Feeling generally unwell."
+    )
+    nausea_or_vomiting: NauseaOrVomiting | None = Field(
+        default=None,
+        description="Feeling sick or being sick, and whether fluids stay down.",
+    )
+    cough: Flag | None = Field(default=None, description="A cough.")
+    sore_throat: Flag | None = Field(default=None, description="A sore throat.")
+    headache: Flag | None = Field(default=None, description="A headache.")
+    leg_numbness_or_weakness: Flag | None = Field(
+        default=None, description="New numbness or weakness in a leg."
+    )
+    rash: Flag | None = Field(default=None, description="A new rash or spots on the skin.")
+    burning_or_frequent_urination: Flag | None = Field(
+        default=None, description="Burning when passing urine, or passing urine more often."
+    )
+    diarrhoea: Flag | None = Field(default=None, description="Diarrhoea (loose, watery stools).")
+    bleeding_elsewhere: Flag | None = Field(
+        default=None,
+        description="Bleeding anywhere other than the needle site: nose, gums, or blood in "
+        "urine or stool.",
+    )
+    took_fever_reducing_medicine: Flag | None = Field(
+        default=None,
+        description="Took a medicine that lowers a temperature (paracetamol/acetaminophen, "
+        "ibuprofen, aspirin) in the last few hours; it can hide a fever.",
+    )
+    other_concern: ConcernText | None = Field(
+        default=None,
+        description="Anything else the patient is worried about, in their own words. Never "
+        "interpreted: a person must read it. Blank text counts as not answered.",
+    )
+
+    @field_validator("other_concern", mode="before")
+    @classmethod
+    def _blank_concern_is_unanswered(cls, value: object) -> object:
+        # An empty text box is "nothing to add", not a concern for a nurse to read.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
 
 class Source(_Model):
@@ -347,9 +404,11 @@ class Finding(_Model):
 
 
 class Question(_Model):
-    """Something the patient was not asked that would change or confirm the result."""
+    """Something the patient was not asked whose answer could raise the level."""
 
-    field: str
+    field: str = Field(
+        description="The report field to answer: a SymptomReport field name and the FHIR "
+        "Questionnaire linkId.")
     text: str
 
 

@@ -41,9 +41,11 @@ from hypothesis import strategies as st
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.models import (
     MAX_HOURS_SINCE_PROCEDURE,
+    MAX_OTHER_CONCERN_LENGTH,
     TEMPERATURE_LIMITS,
     Bleeding,
     Bruising,
+    NauseaOrVomiting,
     PainTrend,
     SiteDischarge,
     SymptomReport,
@@ -55,7 +57,7 @@ from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
 from marrow_triage.pack.facts import FACT_FIELDS, FactField
 from marrow_triage.pack.spec import RulePack, RuleSpec
 
-__all__ = ["report_dicts", "reports", "reports_at_level", "temperatures"]
+__all__ = ["concern_texts", "report_dicts", "reports", "reports_at_level", "temperatures"]
 
 _CENT = Fraction(1, 100)
 _MICRO = Fraction(1, 10**6)
@@ -68,8 +70,21 @@ _ENUMS: Mapping[str, tuple[str, ...]] = {
     "site_discharge": tuple(m.value for m in SiteDischarge),
     "bruising": tuple(m.value for m in Bruising),
     "pain_trend": tuple(m.value for m in PainTrend),
+    "nausea_or_vomiting": tuple(m.value for m in NauseaOrVomiting),
 }
 _PAINS = ("site_pain", "back_or_abdominal_pain")
+_TEXTS = tuple(name for name, f in FACT_FIELDS.items() if f.kind == "text")
+
+
+def concern_texts() -> st.SearchStrategy[str]:
+    """Valid free-text concerns: any non-blank text up to the accepted length, including
+    quotes, braces, markup and non-Latin scripts (never interpreted, always shown)."""
+    return st.one_of(
+        st.sampled_from(["I feel anxious about the results", "My hip looks odd {site_pain}",
+                         'He said "call if worried"', "<b>help</b>", "me duele la cadera",
+                         "x" * MAX_OTHER_CONCERN_LENGTH]),
+        st.text(min_size=1, max_size=MAX_OTHER_CONCERN_LENGTH).filter(str.strip),
+    )
 
 
 def _default_pack() -> RulePack:
@@ -186,6 +201,7 @@ def _any_values(pack: RulePack) -> dict[str, st.SearchStrategy[Any]]:
     fields.update({name: st.sampled_from(values) for name, values in _ENUMS.items()})
     fields.update({name: st.integers(0, 10) for name in _PAINS})
     fields.update({name: st.booleans() for name in _FLAGS})
+    fields.update({name: concern_texts() for name in _TEXTS})
     return fields
 
 
@@ -234,6 +250,7 @@ def _benign_values() -> dict[str, st.SearchStrategy[Any]]:
         "site_pain": st.integers(0, 6),
         "back_or_abdominal_pain": st.integers(0, 3),
         "pain_trend": st.sampled_from(["better", "same"]),
+        "nausea_or_vomiting": st.sampled_from(["none", "nausea"]),
         "bruising": st.sampled_from(["none", "mild"]),
         "pain_down_back_of_leg": st.booleans(),
         "received_sedation": st.booleans(),
@@ -357,6 +374,8 @@ def _trigger(draw: st.DrawFn, rules: tuple[RuleSpec, ...], pack: RulePack,
             values[key] = None
         elif want.allowed is not None:
             values[key] = draw(st.sampled_from(sorted(want.allowed, key=repr)))
+        elif field.kind == "text":
+            values[key] = draw(concern_texts())
         elif want.low is None and want.high is None:
             values[key] = draw(benign.get(key, hours))
         elif name == "temperature_c":

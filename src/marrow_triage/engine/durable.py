@@ -81,11 +81,15 @@ _JSON_STRINGS: Mapping[str, str] = MappingProxyType({
     for text in (field.name, *field.values)
 })
 """JSON literals of every fact name and enum value, computed once."""
+_TEXT_FACTS = frozenset(f.name for f in TIMELINE_FACT_FIELDS.values() if f.kind == "text")
+"""Free-text facts: only their presence enters the engine (``true``), never the text,
+which is never interpreted and may hold anything."""
 
 
 def fact_members(facts: Mapping[str, FactValue]) -> str:
     """The members of a fact's JSON object (``"name":value,…``) as durable_rules sees them."""
-    return ",".join(f"{_json_string(name)}:{_json_value(value)}"
+    return ",".join(f"{_json_string(name)}:"
+                    f"{'true' if name in _TEXT_FACTS else _json_value(value)}"
                     for name, value in facts.items())
 
 
@@ -111,6 +115,8 @@ def _member_encoder(name: str, kind: str) -> Callable[[Any], str]:
         return lambda value: prefix + str(value * SCALE)
     if kind == "boolean":
         return {True: prefix + "true", False: prefix + "false"}.__getitem__
+    if kind == "text":
+        return lambda _text: prefix + "true"
     return lambda member: prefix + _json_string(str(member.value))
 
 

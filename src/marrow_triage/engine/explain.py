@@ -62,6 +62,8 @@ def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue
         return f"{value}/10"
     if field.kind == "enum":
         return str(value).replace("_", " ")
+    if field.kind == "text":
+        return f"\u201c{value}\u201d"  # the patient's own words, quoted, unchanged
     return format_number(value)  # type: ignore[arg-type]
 
 

@@ -27,6 +27,8 @@ def condition_in_words(condition: Condition) -> str:
             shown = value
         else:
             shown = format_number(value, 6)  # type: ignore[arg-type]
+            if condition.parameter is not None:
+                shown += f" (parameter `{condition.parameter}`)"
         return f"{condition.field} {_OPS[condition.op]} {shown}"
     joiner = " and " if isinstance(condition, AllOf) else " or "
     parts = [condition_in_words(p) for p in condition.parts]
@@ -54,8 +56,10 @@ def _rule_entry(pack: RulePack, rule: RuleSpec | TimelineRuleSpec, when: str,
         f"- **Explanation**: {rule.explanation}",
         *(f"- **Advice**: {a}" for a in rule.advice),
         *(f"- **Reassurance**: {r}" for r in reassurance),
+        *(f"- **Under a higher urgent or emergency finding**: {t}" for t in rule.also_tell),
         f"- **Source** ({quote_kind}): {source.publisher}, *{source.title}*, "
         f"section \"{source.section}\": \"{source.quote}\"",
+        *([f"- **Notes**: {rule.notes}"] if rule.notes else []),
         "",
     ]
 
@@ -75,6 +79,19 @@ def render_catalogue(pack: RulePack) -> str:
     ]
     for level in sorted(Urgency, reverse=True):
         lines.append(f"- **{level.value}**: {level.action}")
+    if pack.parameters:
+        lines += ["", "## Parameters", "",
+                  "Named values that conditions use as `$name` (`parameters:` in pack.yaml).",
+                  ""]
+        for name, parameter in pack.parameters.items():
+            doc = pack.documents[parameter.source.document]
+            kind = "quoted" if parameter.source.verbatim else "paraphrased"
+            lines += [
+                f"- `{name}` = {format_number(parameter.value, 6)}: {parameter.description}",
+                f"  Source ({kind}): {doc.publisher}, *{doc.title}*, section "
+                f"\"{parameter.source.section}\": \"{parameter.source.quote}\"",
+                *([f"  Notes: {parameter.notes}"] if parameter.notes else []),
+            ]
     lines += ["", "## Rules", ""]
     for rule in sorted(pack.rules, key=lambda r: (-r.level.rank, r.id)):
         lines += _rule_entry(pack, rule, _when(rule), rule.reassurance)

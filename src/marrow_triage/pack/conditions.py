@@ -10,7 +10,9 @@ In a rule file a condition is a mapping. Each key is a fact name with its tests,
         - recent_chemotherapy: {is: true}
 
 Tests are ``at_least`` (≥), ``below`` (<), ``is``, ``one_of`` and ``missing`` (``true``:
-not answered; ``false``: answered, whatever the value).
+not answered; ``false``: answered, whatever the value). A threshold may name a parameter
+of the pack (``parameters:`` in pack.yaml) as ``$name``, e.g. ``{at_least:
+$several_days_hours}``, so that a cited window is written once.
 Numeric thresholds have at most six decimal places, so that they are exact in the engine.
 """
 
@@ -51,6 +53,8 @@ class FieldTest:
     field: str
     op: TestOp
     value: FactValue | tuple[str | int, ...] | None = None
+    parameter: str | None = None
+    """The pack parameter the threshold came from (``$name`` in the rule file), if any."""
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,13 @@ Condition = FieldTest | AllOf | AnyOf
 
 
 def parse_condition(data: object, path: str = "when",
-                    fields: Mapping[str, FactField] = FACT_FIELDS) -> Condition:
-    """Parse and type-check a condition from rule-file data against the ``fields`` schema."""
+                    fields: Mapping[str, FactField] = FACT_FIELDS,
+                    parameters: Mapping[str, float] | None = None) -> Condition:
+    """Parse and type-check a condition from rule-file data against the ``fields`` schema.
+
+    ``parameters`` are the pack's named values that thresholds may refer to as ``$name``.
+    """
+    params = parameters or {}
     if not isinstance(data, Mapping) or not data:
         raise ConditionError(path, "expected a non-empty mapping of fact names to tests")
     parts: list[Condition] = []
@@ -81,7 +90,7 @@ def parse_condition(data: object, path: str = "when",
         if key in ("all", "any"):
             if not isinstance(value, list) or not value:
                 raise ConditionError(where, "expected a non-empty list of conditions")
-            inner = tuple(parse_condition(item, f"{where}[{i}]", fields)
+            inner = tuple(parse_condition(item, f"{where}[{i}]", fields, params)
                           for i, item in enumerate(value))
             parts.append(AllOf(inner) if key == "all" else AnyOf(inner))
             continue
@@ -90,11 +99,12 @@ def parse_condition(data: object, path: str = "when",
                 where, f"unknown fact {key!r}{suggest(str(key), tuple(fields))}; "
                 "known facts are listed in docs/rules.md"
             )
-        parts.extend(_parse_tests(fields[key], value, where))
+        parts.extend(_parse_tests(fields[key], value, where, params))
     return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
 
-def _parse_tests(field: FactField, data: object, path: str) -> list[FieldTest]:
+def _parse_tests(field: FactField, data: object, path: str,
+                 parameters: Mapping[str, float]) -> list[FieldTest]:
     if not isinstance(data, Mapping) or not data:
         raise ConditionError(path, f"expected a mapping of tests, one of {', '.join(TEST_OPS)}")
     tests = []
@@ -102,11 +112,12 @@ def _parse_tests(field: FactField, data: object, path: str) -> list[FieldTest]:
         where = f"{path}.{op}"
         if op not in TEST_OPS:
             raise ConditionError(where, f"unknown test {op!r}{suggest(str(op), TEST_OPS)}")
-        tests.append(_parse_test(field, op, value, where))
+        tests.append(_parse_test(field, op, value, where, parameters))
     return tests
 
 
-def _parse_test(field: FactField, op: TestOp, value: object, path: str) -> FieldTest:
+def _parse_test(field: FactField, op: TestOp, value: object, path: str,
+                parameters: Mapping[str, float]) -> FieldTest:
     if op == "missing":
         if not isinstance(value, bool):
             raise ConditionError(path, "write `missing: true` (not answered) or `missing: false`")
@@ -114,7 +125,17 @@ def _parse_test(field: FactField, op: TestOp, value: object, path: str) -> Field
     if op in ("at_least", "below"):
         if field.kind not in ("number", "integer"):
             raise ConditionError(path, f"{op} needs a numeric fact; {field.name} is {field.kind}")
+        if isinstance(value, str) and value.startswith("$"):
+            name = value[1:]
+            if name not in parameters:
+                raise ConditionError(path, f"unknown parameter {value!r}"
+                                     f"{suggest(name, tuple(parameters))}; parameters are "
+                                     "declared under `parameters:` in pack.yaml")
+            return FieldTest(field.name, op, _threshold(field, parameters[name], path), name)
         return FieldTest(field.name, op, _threshold(field, value, path))
+    if field.kind == "text":
+        raise ConditionError(path, f"{field.name} is free text, never interpreted: only "
+                             "`missing: true` or `missing: false` can test it")
     if op == "is":
         return FieldTest(field.name, "is", _scalar(field, value, path))
     if field.kind not in ("enum", "integer"):
@@ -191,6 +212,8 @@ def condition_to_data(condition: Condition) -> object:
         value: object = condition.value
         if isinstance(value, Fraction):
             value = str(Decimal(value.numerator) / Decimal(value.denominator))
+            if condition.parameter is not None:
+                value = {"parameter": condition.parameter, "value": value}
         elif isinstance(value, tuple):
             value = list(value)
         return {condition.field: {condition.op: value}}

@@ -14,7 +14,14 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Literal
 
-from marrow_triage.models import Bleeding, Bruising, PainTrend, SiteDischarge, SymptomReport
+from marrow_triage.models import (
+    Bleeding,
+    Bruising,
+    NauseaOrVomiting,
+    PainTrend,
+    SiteDischarge,
+    SymptomReport,
+)
 from marrow_triage.units import celsius, exact
 
 __all__ = [
@@ -27,7 +34,8 @@ __all__ = [
     "report_facts",
 ]
 
-FactKind = Literal["number", "integer", "boolean", "enum"]
+FactKind = Literal["number", "integer", "boolean", "enum", "text"]
+"""``text`` is free text that is never interpreted: rules may only test ``missing``."""
 FactValue = Fraction | int | bool | str
 
 
@@ -88,6 +96,23 @@ FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
         _flag("blood_thinners", "Takes blood thinners."),
         _flag("low_platelet_count", "Known low platelet count."),
         _flag("received_sedation", "Had conscious sedation."),
+        _flag("generally_unwell", "Feeling generally unwell."),
+        _enum("nausea_or_vomiting", NauseaOrVomiting,
+              "Feeling or being sick, and whether fluids stay down."),
+        _flag("cough", "A cough."),
+        _flag("sore_throat", "A sore throat."),
+        _flag("headache", "A headache."),
+        _flag("leg_numbness_or_weakness", "New numbness or weakness in a leg."),
+        _flag("rash", "A new rash or spots on the skin."),
+        _flag("burning_or_frequent_urination", "Burning or frequent urination."),
+        _flag("diarrhoea", "Diarrhoea."),
+        _flag("bleeding_elsewhere", "Bleeding from the nose or gums, or in urine or stool."),
+        _flag("took_fever_reducing_medicine",
+              "Took a fever-reducing medicine in the last few hours."),
+        FactField("other_concern", "text",
+                  "Anything else the patient is worried about, in their own words; never "
+                  "interpreted (rules may only test whether it is given).",
+                  report_field="other_concern"),
     )
 })
 

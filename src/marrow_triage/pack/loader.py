@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -51,13 +52,16 @@ def load_rule_pack(path: str | Path) -> RulePack:
     if not root.is_dir():
         raise RulePackError([Problem.in_pack(str(root), None, "path", "is not a directory")])
     problems: list[Problem] = []
-    files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    # pack.yaml first: its parameters are the context the rule files are validated in.
+    files = sorted((p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()),
+                   key=lambda p: (p.name != "pack.yaml", p.name))
     if not any(p.name == "pack.yaml" for p in files):
         problems.append(Problem.in_pack(str(root / "pack.yaml"), None, "file", "missing"))
     meta: PackMeta | None = None
     rules: dict[str, tuple[str, RuleSpec]] = {}
     questions: dict[str, tuple[str, QuestionSpec]] = {}
     timeline: dict[str, tuple[str, TimelineRuleSpec]] = {}
+    context: dict[str, Any] = {"parameters": {}}
     for file in files:
         label = f"{root.name}/{file.name}"
         data = _read_yaml(file, label, problems)
@@ -65,6 +69,8 @@ def load_rule_pack(path: str | Path) -> RulePack:
             continue
         if file.name == "pack.yaml":
             meta = _validate(PackMeta, data, label, None, problems)
+            if meta is not None:
+                context = {"parameters": {k: v.value for k, v in meta.parameters.items()}}
             continue
         sections = ("rules", "questions", "timeline_rules")
         unknown = sorted(set(data) - set(sections))
@@ -82,7 +88,7 @@ def load_rule_pack(path: str | Path) -> RulePack:
             for index, item in enumerate(items):
                 item_id = item.get("id") if isinstance(item, dict) else None
                 ident = item_id if isinstance(item_id, str) else f"{kind}[{index}]"
-                spec = _validate(model, item, label, ident, problems)
+                spec = _validate(model, item, label, ident, problems, context)
                 if spec is None:
                     continue
                 if spec.id in target:
@@ -103,6 +109,12 @@ def load_rule_pack(path: str | Path) -> RulePack:
         if meta.history is not None and meta.history.source.document not in meta.documents:
             problems.append(Problem.in_pack("pack.yaml", None, "history.source.document",
                                         f"unknown document {meta.history.source.document!r}"))
+        for name, parameter in sorted(meta.parameters.items()):
+            if parameter.source.document not in meta.documents:
+                problems.append(Problem.in_pack(
+                    "pack.yaml", None, f"parameters.{name}.source.document",
+                    f"unknown document {parameter.source.document!r}"
+                    f"{suggest(parameter.source.document, tuple(meta.documents))}"))
     if problems or meta is None:
         raise RulePackError(problems)
     ordered_rules = tuple(spec for _, (_, spec) in sorted(rules.items()))
@@ -115,6 +127,7 @@ def load_rule_pack(path: str | Path) -> RulePack:
         sha256=_digest(meta, documents, ordered_rules, ordered_questions, ordered_timeline),
         timeline_rules=ordered_timeline,
         history=meta.history if ordered_timeline else None,
+        parameters=MappingProxyType(dict(sorted(meta.parameters.items()))),
     )
 
 
@@ -137,9 +150,9 @@ def _read_yaml(file: Path, label: str, problems: list[Problem]) -> dict[str, Any
 
 
 def _validate(model: type[Any], data: object, label: str, ident: str | None,
-              problems: list[Problem]) -> Any:
+              problems: list[Problem], context: dict[str, Any] | None = None) -> Any:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         for error in exc.errors():
             loc = [str(part) for part in error["loc"]]
@@ -156,6 +169,16 @@ def _validate(model: type[Any], data: object, label: str, ident: str | None,
         return None
 
 
+def _dump(spec: RuleSpec | TimelineRuleSpec, exclude: set[str]) -> dict[str, Any]:
+    """A rule's canonical fields; fields added since 1.0 count only when given, so packs
+    that do not use them keep the hash they always had."""
+    data: dict[str, Any] = spec.model_dump(mode="json", exclude=exclude)
+    for optional in ("notes", "also_tell"):
+        if not data.get(optional):
+            data.pop(optional, None)
+    return data
+
+
 def _digest(meta: PackMeta, documents: Mapping[str, DocumentSpec], rules: tuple[RuleSpec, ...],
             questions: tuple[QuestionSpec, ...],
             timeline: tuple[TimelineRuleSpec, ...] = ()) -> str:
@@ -165,8 +188,8 @@ def _digest(meta: PackMeta, documents: Mapping[str, DocumentSpec], rules: tuple[
         "description": meta.description,
         "documents": {k: v.model_dump(mode="json") for k, v in documents.items()},
         "rules": [
-            {**r.model_dump(mode="json", exclude={"when", "when_findings"}),
-             "condition": r.condition_data()} for r in rules
+            {**_dump(r, {"when", "when_findings"}), "condition": r.condition_data()}
+            for r in rules
         ],
         "questions": [
             {**q.model_dump(mode="json", exclude={"when"}),
@@ -177,8 +200,10 @@ def _digest(meta: PackMeta, documents: Mapping[str, DocumentSpec], rules: tuple[
         if meta.history is not None:
             canonical["history"] = meta.history.model_dump(mode="json")
         canonical["timeline_rules"] = [
-            {**r.model_dump(mode="json", exclude={"when"}), "condition": r.condition_data()}
-            for r in timeline
+            {**_dump(r, {"when"}), "condition": r.condition_data()} for r in timeline
         ]
+    if meta.parameters:  # packs without parameters keep the hash they always had
+        canonical["parameters"] = {k: v.model_dump(mode="json", exclude_none=True)
+                                   for k, v in sorted(meta.parameters.items())}
     text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -7,12 +7,15 @@ A :class:`RulePack` is the validated, ordered result of loading (``loader``) and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from marrow_triage.models import Source, Urgency
 from marrow_triage.pack.conditions import (
@@ -22,14 +25,17 @@ from marrow_triage.pack.conditions import (
     suggest,
 )
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
+from marrow_triage.units import format_number
 
 __all__ = [
     "ESCALATION_PLACEHOLDERS",
+    "PARAMETER_NAME",
     "RULE_ID",
     "DocumentSpec",
     "FindingsCount",
     "HistorySettings",
     "PackMeta",
+    "ParameterSpec",
     "QuestionSpec",
     "RulePack",
     "RuleSpec",
@@ -38,6 +44,23 @@ __all__ = [
 ]
 
 RULE_ID = r"^[a-z0-9][a-z0-9-]{1,63}$"
+PARAMETER_NAME = r"^[a-z][a-z0-9_]{1,63}$"
+Notes = Annotated[str, Field(min_length=1)]
+
+
+def _parameters(info: ValidationInfo) -> dict[str, float]:
+    """The pack parameters the loader passes as validation context (none outside it)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    params = context.get("parameters", {})
+    return dict(params) if isinstance(params, dict) else {}
+
+
+def _fill_parameters(text: str, info: ValidationInfo) -> str:
+    """``{name}`` of each pack parameter in a text replaced by its value, so the text
+    states the threshold it is held against even when a site changes the parameter."""
+    for name, value in _parameters(info).items():
+        text = text.replace("{" + name + "}", format_number(Fraction(Decimal(repr(value))), 6))
+    return text
 ESCALATION_PLACEHOLDERS = ("count", "findings")
 
 
@@ -63,6 +86,22 @@ class SourceRef(_Spec):
     verbatim: bool = True
 
 
+class ParameterSpec(_Spec):
+    """A named, cited value that rule conditions use as ``$name`` (``parameters:``)."""
+
+    value: Annotated[float, Field(strict=False, allow_inf_nan=False)]
+    description: str = Field(min_length=1)
+    source: SourceRef
+    notes: Notes | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {value!r}")
+        return value
+
+
 class FindingsCount(_Spec):
     """Escalation trigger: at least ``at_least`` findings at exactly ``level``."""
 
@@ -78,7 +117,17 @@ class _RuleBase(_Spec):
     level: Urgency
     explanation: str = Field(min_length=1)
     advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+    also_tell: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    """What stays of the advice when a higher finding sets an urgent or emergency action
+    (e.g. "Also tell them about …"); without it the rule's advice is dropped there."""
     source: SourceRef
+    notes: Notes | None = None
+    """Why the rule says what it says where sources differ (the more cautious reading)."""
+
+    @field_validator("explanation")
+    @classmethod
+    def _explanation_parameters(cls, value: str, info: ValidationInfo) -> str:
+        return _fill_parameters(value, info)
 
 
 class RuleSpec(_RuleBase):
@@ -91,8 +140,9 @@ class RuleSpec(_RuleBase):
 
     @field_validator("when", mode="before")
     @classmethod
-    def _parse_when(cls, value: Any) -> Condition | None:
-        return None if value is None else parse_condition(value)
+    def _parse_when(cls, value: Any, info: ValidationInfo) -> Condition | None:
+        return None if value is None else parse_condition(
+            value, parameters=_parameters(info))
 
     @property
     def is_escalation(self) -> bool:
@@ -118,8 +168,9 @@ class TimelineRuleSpec(_RuleBase):
 
     @field_validator("when", mode="before")
     @classmethod
-    def _parse_when(cls, value: Any) -> Condition:
-        return parse_condition(value, fields=TIMELINE_FACT_FIELDS)
+    def _parse_when(cls, value: Any, info: ValidationInfo) -> Condition:
+        return parse_condition(value, fields=TIMELINE_FACT_FIELDS,
+                               parameters=_parameters(info))
 
     def condition_data(self) -> object:
         """The condition in canonical form."""
@@ -136,8 +187,9 @@ class QuestionSpec(_Spec):
 
     @field_validator("when", mode="before")
     @classmethod
-    def _parse_when(cls, value: Any) -> Condition | None:
-        return None if value is None else parse_condition(value)
+    def _parse_when(cls, value: Any, info: ValidationInfo) -> Condition | None:
+        return None if value is None else parse_condition(
+            value, parameters=_parameters(info))
 
     @field_validator("field")
     @classmethod
@@ -168,6 +220,7 @@ class PackMeta(_Spec):
     description: str = ""
     documents: dict[str, DocumentSpec] = Field(min_length=1)
     history: HistorySettings | None = None
+    parameters: dict[Annotated[str, Field(pattern=PARAMETER_NAME)], ParameterSpec] = {}
 
 
 @dataclass(frozen=True)
@@ -183,6 +236,8 @@ class RulePack:
     sha256: str
     timeline_rules: tuple[TimelineRuleSpec, ...] = ()
     history: HistorySettings | None = None
+    parameters: Mapping[str, ParameterSpec] = field(
+        default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def from_path(cls, path: str | Path) -> RulePack:

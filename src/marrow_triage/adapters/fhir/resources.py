@@ -91,6 +91,7 @@ _ANSWER_KEYS: Mapping[str, str] = MappingProxyType({
     "boolean": "valueBoolean",
     "choice": "valueCoding",
     "quantity": "valueQuantity",
+    "text": "valueString",
 })
 
 
@@ -409,6 +410,10 @@ def _read_answer(spec: _Item, answer: Mapping[str, Any]) -> tuple[Any, str | Non
         return value, None
     if spec.type == "choice":
         return _read_coding(spec, value)
+    if spec.type == "text":
+        if not isinstance(value, str):
+            return None, f"valueString must be text, got {value!r}"
+        return value, None
     return _read_temperature(value)
 
 
