@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -70,6 +70,11 @@ def question_ids(pack: RulePack, result: TriageResult) -> set[str]:
     return {by_content[(q.field, q.text)] for q in result.questions}
 
 
+LOW_TEMPERATURE_C = Fraction(36)
+NORMAL_TOP_C = Fraction(75, 2)
+"""The normal range of the at-risk rules (rules/neutropenia-risk.yaml), 36.0 to 37.5 °C."""
+
+
 def test_flags_are_found() -> None:
     assert {"chills", "chest_pain", "low_white_cell_count", "received_sedation"} <= set(FLAGS)
     assert not set(FLAGS) & {"site_pain", "temperature", "bleeding"}
@@ -81,7 +86,8 @@ def test_flags_are_found() -> None:
 def worsened_pairs(draw: st.DrawFn) -> tuple[str, SymptomReport, SymptomReport]:
     """(field, report, the same report with that one field worse or equal).
 
-    "Worse" is: a higher exact Celsius temperature (in either unit); a higher pain score;
+    "Worse" is: a temperature further from the normal range 36.0 to 37.5 °C (in either unit:
+    higher above 36.0 °C, lower below it, and below it rather than within it); a higher pain score;
     a later value in each enum's order (bleeding none < spots < stops with pressure <
     soaks < does not stop; discharge none < clear < unusual; bruising none < mild <
     large; pain better < same < worse); a flag going from unanswered or "no" to "yes"
@@ -94,6 +100,12 @@ def worsened_pairs(draw: st.DrawFn) -> tuple[str, SymptomReport, SymptomReport]:
     if field == "temperature":
         a, b = draw(temperatures()), draw(temperatures())
         low, high = sorted((a, b), key=celsius_of)
+        if celsius_of(low) < LOW_TEMPERATURE_C:
+            # Below 36.0 °C is itself a warning sign after anticancer treatment: further
+            # from normal is worse, so a lower reading there is the worse one, and a
+            # reading above the normal range is not comparable with one below it.
+            assume(celsius_of(high) < NORMAL_TOP_C)
+            low, high = high, low
         pair = (low.model_dump(mode="json"), high.model_dump(mode="json"))
     elif field in PAINS:
         low_pain, high_pain = sorted((draw(st.integers(0, 10)), draw(st.integers(0, 10))))
@@ -483,3 +495,48 @@ def test_the_converted_temperature_shown_never_crosses_a_threshold(
         if other == "F" and (limit * 10).denominator != 1:
             continue  # shown to 1 decimal: only thresholds exact at 1 decimal can be kept
         assert (shown >= limit) == (true_c >= t), (explanation, t)
+
+
+# --- taking a temperature never lowers the result (issue 15) ----------------------------
+
+@settings(max_examples=150)
+@given(reports(), st.integers(360, 374), st.sampled_from(["C", "F"]),
+       st.sampled_from(["low_white_cell_count", "recent_chemotherapy"]))
+def test_a_normal_reading_never_lowers_the_level_of_a_patient_at_risk(
+    engine: TriageEngine, report: SymptomReport, tenths: int, unit: str, risk: str
+) -> None:
+    """For a patient at risk of neutropenia, answering the temperature with a reading in
+    the normal range (36.0 to 37.4 °C) gives at least the level of not answering it."""
+    at_risk = with_(report, **{risk: True}, temperature=None)
+    celsius = Fraction(tenths, 10)
+    value = celsius if unit == "C" else celsius * Fraction(9, 5) + 32
+    reading = {"value": float(Decimal(value.numerator) / Decimal(value.denominator)),
+               "unit": unit}
+    unanswered = engine.triage(at_risk)
+    measured = engine.triage(with_(at_risk, temperature=reading))
+    assert measured.level >= unanswered.level, (unanswered.summary, measured.summary)
+
+
+# --- one check-in and a timeline holding only it agree (issue 15) ----------------------
+
+@settings(max_examples=80)
+@given(st.one_of(reports(), st.sampled_from(list(Urgency)).flatmap(reports_at_level)))
+def test_a_timeline_with_one_checkin_agrees_with_the_report(
+    engine: TriageEngine, report: SymptomReport
+) -> None:
+    from datetime import UTC, datetime
+
+    from marrow_triage.timeline import Timeline
+
+    single = engine.triage(report)
+    timeline = Timeline(_NoCheckins(), engine)
+    through = timeline.evaluate([], report, datetime(2026, 11, 25, 8, 0, tzinfo=UTC))
+    assert through.level is single.level, (single.summary, through.summary)
+    assert {f.rule_id for f in single.findings} <= {f.rule_id for f in through.findings}
+
+
+class _NoCheckins:
+    """A store that holds nothing: the timeline sees only the check-in being evaluated."""
+
+    def checkins(self, episode_id: str) -> list[Any]:
+        return []
