@@ -16,6 +16,7 @@ from marrow_triage.pack.facts import TIMELINE_FACT_FIELDS, FactValue
 def engine_fact(facts: Mapping[str, FactValue]) -> dict[str, int | bool | str]:
     """A fact's values as durable_rules sees them: numbers in whole millionths, rounded down;
     free text only as ``True`` (given), never the text itself."""
-    return {name: True if TIMELINE_FACT_FIELDS[name].kind == "text"
+    text = {name for name, field in TIMELINE_FACT_FIELDS.items() if field.kind == "text"}
+    return {name: True if name in text
             else value if isinstance(value, bool | str) else engine_number(value)
             for name, value in facts.items()}
