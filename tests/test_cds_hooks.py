@@ -189,7 +189,8 @@ FAILED_PREFETCH = {
     "id": "prefetch-failed",
     "issue": [{"severity": "error", "code": "processing",
                "details": {"text": "The FHIR server did not answer: patient Jane Doe"},
-               "diagnostics": "timeout"}],
+               "diagnostics": "timeout"},
+              {"severity": "fatal", "code": "Jane Doe, born 1950"}],
 }
 
 

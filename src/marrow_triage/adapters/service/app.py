@@ -29,6 +29,7 @@ import importlib
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -324,6 +325,22 @@ class _SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def _settings(token: str | None, cds_keys: CdsClients | Mapping[str, KeySpec] | None,
+              public_url: str | Sequence[str] | None,
+              ) -> tuple[str | None, CdsClients | None, tuple[str, ...]]:
+    """Token, CDS clients and public URLs, from the arguments or the environment;
+    ValueError for a configuration that cannot be served safely."""
+    token = _checked_token(token if token is not None else os.environ.get(TOKEN_ENV) or None)
+    clients = _cds_clients(cds_keys)
+    public_urls = _public_urls(public_url)
+    if clients is not None and clients.issuers and not public_urls:
+        raise ValueError(
+            f"CDS clients are configured but no public URL: set {PUBLIC_URL_ENV} to the "
+            "service's external base URL (the JWT audience is never taken from a request)"
+        )
+    return token, clients, public_urls
+
+
 def _checked_token(token: str | None) -> str | None:
     """The API token, refused when too short to resist guessing."""
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
@@ -434,6 +451,9 @@ def _first_questionnaire_response(value: Any) -> dict[str, Any] | None:
     return None
 
 
+_ISSUE_CODE = re.compile(r"[a-z][a-z-]{0,39}")
+
+
 def _refuse_failed_prefetch(resource: Mapping[str, Any]) -> None:
     """Raise :class:`CdsPrefetchError` for an OperationOutcome reporting an error."""
     if resource.get("resourceType") != "OperationOutcome":
@@ -443,8 +463,10 @@ def _refuse_failed_prefetch(resource: Mapping[str, Any]) -> None:
               and issue.get("severity") in ("error", "fatal")] if isinstance(issues, list) else []
     if not failed and isinstance(issues, list) and issues:
         return  # warnings or information only (e.g. a search's outcome notes)
-    # Codes only: the client's free text could quote patient data.
-    codes = sorted({str(issue.get("code")) for issue in failed if issue.get("code")})
+    # FHIR issue codes only (lower-case words): the client's free text, or anything
+    # posing as a code, could quote patient data.
+    codes = sorted({code for issue in failed
+                    if isinstance(code := issue.get("code"), str) and _ISSUE_CODE.fullmatch(code)})
     said = f" (issue code {', '.join(codes)})" if codes else ""
     raise CdsPrefetchError(
         f"the CDS client could not prefetch {PREFETCH_KEY}: it sent an OperationOutcome"
@@ -473,14 +495,7 @@ def create_app(
     lists why the app is not ready (``/healthz`` answers 503 with them).
     """
     engine = engine if engine is not None else TriageEngine.default()
-    token = _checked_token(token if token is not None else os.environ.get(TOKEN_ENV) or None)
-    clients = _cds_clients(cds_keys)
-    public_urls = _public_urls(public_url)
-    if clients is not None and clients.issuers and not public_urls:
-        raise ValueError(
-            f"CDS clients are configured but no public URL: set {PUBLIC_URL_ENV} to the "
-            "service's external base URL (the JWT audience is never taken from a request)"
-        )
+    token, clients, public_urls = _settings(token, cds_keys, public_url)
     app = FastAPI(
         # No Swagger UI or ReDoc: both load their scripts from a third-party CDN.
         docs_url=None,
@@ -502,7 +517,8 @@ def create_app(
     secured = [Depends(HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_ENV}."))]
     _add_triage_routes(app, engine, secured, max_batch)
     _add_rules_route(app, engine, secured)
-    _add_cds_routes(app, engine, secured)
+    _add_cds_routes(app, engine)
+    _add_cds_feedback_routes(app, secured)
     return app
 
 
@@ -565,9 +581,7 @@ def _add_rules_route(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> 
         )
 
 
-def _add_cds_routes(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> None:
-    feedback = FeedbackTally()
-
+def _add_cds_routes(app: FastAPI, engine: TriageEngine) -> None:
     @app.exception_handler(CdsPrefetchError)
     async def _no_prefetch(_request: Request, exc: CdsPrefetchError) -> JSONResponse:
         return _operation_outcome(412, str(exc), f"CDS Hooks prefetch key {PREFETCH_KEY!r}")
@@ -588,6 +602,10 @@ def _add_cds_routes(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> N
             return {"cards": []}
         result = await engine.triage_async(report)
         return {"cards": build_cards(result, engine.pack)}
+
+
+def _add_cds_feedback_routes(app: FastAPI, secured: list[Any]) -> None:
+    feedback = FeedbackTally()  # per app: counts only, see FeedbackTally
 
     @app.post(CDS_PATH + "/feedback", response_model=FeedbackReceived, tags=["cds-hooks"],
               responses={**_ERRORS, 401: {"model": Problem, "description": "JWT rejected."}})
