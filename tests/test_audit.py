@@ -37,8 +37,9 @@ def test_an_audit_record_carries_provenance(engine: TriageEngine) -> None:
     assert len(record.ruleset.sha256) == 64
     assert record.library_version == metadata.version("marrow-triage")
     data = json.loads(record.model_dump_json())
-    assert data["ruleset"] == {"name": engine.pack.name, "version": engine.pack.version,
-                               "sha256": engine.pack.sha256}
+    own = {"name": engine.pack.name, "version": engine.pack.version,
+           "sha256": engine.pack.sha256}
+    assert data["ruleset"] == {**own, "chain": [own]}
     assert data["recorded_at"] == "2026-11-25T09:30:15.123456Z"
     assert data["report"]["temperature"] == {"value": 100.94, "unit": "F"}
     assert data["result"]["level"] == "urgent"

@@ -177,10 +177,10 @@ class _GatedEngine(TriageEngine):
         self.gate = threading.Event()
         self.threads: set[int] = set()
 
-    def triage(self, report: Any) -> Any:
+    def triage(self, report: Any, locale: str | None = None) -> Any:
         self.threads.add(threading.get_ident())
         assert self.gate.wait(10), "the event loop did not run while triage was in flight"
-        return super().triage(report)
+        return super().triage(report, locale)
 
 
 def test_asyncio_evaluation_runs_off_the_loop_which_stays_responsive(

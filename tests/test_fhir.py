@@ -462,7 +462,8 @@ def test_risk_assessment_records_the_result(level: Urgency) -> None:
         [prediction] = risk["prediction"]
         [coding] = prediction["qualitativeRisk"]["coding"]
         assert (coding["system"], coding["code"]) == (URGENCY_SYSTEM, level.value)
-        assert level.action in prediction["qualitativeRisk"]["text"]
+        assert prediction["qualitativeRisk"]["text"] == f"{result.level_label}: {result.action}"
+        assert risk["language"] == result.locale == "en"
         assert prediction["rationale"] == result.summary
         ruleset = result.ruleset
         [method] = risk["method"]["coding"]

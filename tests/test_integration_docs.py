@@ -40,7 +40,7 @@ def test_python_integration_example_runs(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", block], cwd=_workdir(tmp_path),
                             env=_env(), capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("urgent - Call your care team now")
+    assert result.stdout.startswith("urgent - Call your care team's 24-hour number now")
     assert "invalid: ['temperature.unit', 'site_pain']" in result.stdout
 
 

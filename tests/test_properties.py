@@ -170,7 +170,7 @@ def check_result(engine: TriageEngine, result: TriageResult) -> None:
     assert result.level is max(levels, default=Urgency.SELF_CARE)
     if result.level > Urgency.SELF_CARE:
         assert any(f.level is result.level and f.explanation for f in result.findings)
-    assert result.action == result.level.action
+    assert result.action == engine.pack.texts[f"levels.{result.level.value}.action"]
     assert result.summary and "\n" not in result.summary
     assert result.ruleset.sha256 == engine.pack.sha256
     assert len(set(result.advice)) == len(result.advice)

@@ -421,7 +421,7 @@ def test_example(example: Example, results: dict[str, TriageResult], pack: RuleP
     fired = {f.rule_id for f in result.findings}
     assert fired == example.rules, result.summary
     assert result.level is example.level, result.summary
-    assert result.action == example.level.action
+    assert result.action == pack.texts[f"levels.{example.level.value}.action"]
     by_id = {f.rule_id: f for f in result.findings}
     for rule_id, texts in example.shows.items():
         for text in texts:

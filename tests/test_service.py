@@ -355,7 +355,7 @@ def test_any_valid_report_is_answered_like_the_engine(
 class _FailingEngine(TriageEngine):
     """Fault injection: an engine whose evaluation fails with the report in the message."""
 
-    async def triage_async(self, report: Any) -> TriageResult:
+    async def triage_async(self, report: Any, locale: str | None = None) -> TriageResult:
         raise RuntimeError(f"evaluation failed for {report!r}")
 
 

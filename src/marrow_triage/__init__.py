@@ -21,6 +21,7 @@ from marrow_triage.errors import (
     CdsPrefetchError,
     ConditionError,
     EngineError,
+    LocaleError,
     MarrowTriageError,
     Problem,
     QuestionnaireResponseError,
@@ -34,6 +35,7 @@ from marrow_triage.models import (
     Bleeding,
     Bruising,
     Finding,
+    PackRef,
     PainTrend,
     Question,
     RulesetInfo,
@@ -57,7 +59,9 @@ __all__ = [
     "ConditionError",
     "EngineError",
     "Finding",
+    "LocaleError",
     "MarrowTriageError",
+    "PackRef",
     "PainTrend",
     "Problem",
     "Question",
@@ -88,6 +92,7 @@ def default_engine() -> TriageEngine:
     return TriageEngine.default()
 
 
-def triage(report: SymptomReport | dict[str, Any]) -> TriageResult:
-    """Triage one report with the packaged rule pack."""
-    return default_engine().triage(report)
+def triage(report: SymptomReport | dict[str, Any], locale: str | None = None) -> TriageResult:
+    """Triage one report with the packaged rule pack, its texts in ``locale`` (default
+    English; ``"es"`` for Spanish)."""
+    return default_engine().triage(report, locale)

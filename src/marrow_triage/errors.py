@@ -8,6 +8,7 @@
     │   └── QuestionnaireResponseError   ... given as a FHIR QuestionnaireResponse
     ├── RulePackError                a rule pack that cannot be used
     │   └── ConditionError           one ``when`` tree that does not type-check
+    ├── LocaleError                  a language the rule pack has no texts in
     ├── EngineError                  the engine failed on a valid report (never a result)
     ├── TimelineError                a check-in that cannot be recorded (episode id, time)
     ├── StoreError                   a timeline store that cannot be read or written
@@ -37,6 +38,7 @@ __all__ = [
     "CdsPrefetchError",
     "ConditionError",
     "EngineError",
+    "LocaleError",
     "MarrowTriageError",
     "Problem",
     "QuestionnaireResponseError",
@@ -152,6 +154,17 @@ class ConditionError(RulePackError):
         self.args = (f"{path}: {message}",)
         self.path = path
         self.message = message
+
+
+class LocaleError(MarrowTriageError, ValueError):
+    """A locale the rule pack has no texts in; ``locales`` are those it has."""
+
+    def __init__(self, locale: str, locales: Iterable[str]) -> None:
+        self.locale = locale
+        self.locales = tuple(locales)
+        message = (f"no texts in locale {locale!r}; this rule pack has "
+                   f"{', '.join(self.locales)}")
+        super().__init__(message, [Problem("locale", message)])
 
 
 class EngineError(MarrowTriageError, RuntimeError):

@@ -31,6 +31,7 @@ __all__ = [
     "Bruising",
     "Finding",
     "NauseaOrVomiting",
+    "PackRef",
     "PainTrend",
     "Question",
     "RulesetInfo",
@@ -61,7 +62,11 @@ class Urgency(enum.StrEnum):
 
     @property
     def action(self) -> str:
-        """What the patient should do now, in one sentence."""
+        """What the level means, in one generic sentence (a code system's definition).
+
+        A result's ``action`` is the rule pack's wording instead, with the pack's contact
+        routes filled in and in the result's locale.
+        """
         return _URGENCY_ACTIONS[self]
 
     @property
@@ -401,6 +406,12 @@ class Finding(_Model):
     based_on: tuple[str, ...] = Field(
         default=(), description="Rule ids of the findings an escalation rule combined."
     )
+    acknowledged_downgrades: tuple[str, ...] = Field(
+        default=(),
+        description="Why a site overlay made this rule less cautious than its base pack "
+        "(each overlay's `acknowledge_downgrade` reason for this rule or a parameter it "
+        "uses); empty when no overlay did.",
+    )
 
 
 class Question(_Model):
@@ -412,25 +423,47 @@ class Question(_Model):
     text: str
 
 
+class PackRef(_Model):
+    """One pack of a chain: a full pack, or an overlay that changes the pack before it."""
+
+    name: str
+    version: str
+    sha256: str = Field(description="SHA-256 of this pack's own canonical content.")
+
+
 class RulesetInfo(_Model):
-    """Identity of the rule pack that produced a result."""
+    """Identity of the rule pack that produced a result.
+
+    ``name`` and ``version`` are the outermost pack's (the overlay a site runs, or the full
+    pack when there is no overlay); ``sha256`` identifies the merged rules that ran;
+    ``chain`` lists the base pack and then each overlay, in the order they apply.
+    """
 
     name: str
     version: str
     sha256: str
+    chain: tuple[PackRef, ...] = ()
 
 
 class TriageResult(_Model):
     """An urgency level with every finding that explains it."""
 
     level: Urgency
-    action: str = Field(description="What to do now, for this level.")
+    level_label: str = Field(default="", description="The level's name in `locale`.")
+    action: str = Field(description="What to do now, for this level, with the contact route "
+                        "filled in.")
     summary: str = Field(description="One line for a nurse's screen.")
     findings: tuple[Finding, ...] = ()
     advice: tuple[str, ...] = ()
     reassurance: tuple[str, ...] = ()
     questions: tuple[Question, ...] = ()
     ruleset: RulesetInfo
+    locale: str = Field(default="en", description="Language of the patient-facing texts.")
+    fallbacks: tuple[str, ...] = Field(
+        default=(),
+        description="Texts shown in English because the pack has no translation of them "
+        "in `locale` (keys such as `rules.fever.advice`).",
+    )
 
 
 class AuditRecord(_Model):

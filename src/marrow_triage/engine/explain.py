@@ -2,6 +2,8 @@
 
 Explanations are the rule's own template filled with the measured values, so each one
 shows what was measured and (as the loader checks) the threshold it was held against.
+Every text comes from the pack, in the locale asked for; a text the pack has not
+translated is shown in English and listed in the result's ``fallbacks``.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from marrow_triage.models import (
     Urgency,
 )
 from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
-from marrow_triage.pack.spec import RulePack, RuleSpec
+from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
+from marrow_triage.pack.texts import RULE_TEXT_FIELDS
 from marrow_triage.units import decimal_of, format_number, format_temperature
 
-__all__ = ["Explainer", "FiredRule", "MeasuredValues", "render_value", "summary"]
+__all__ = ["Explainer", "FiredRule", "MeasuredValues", "PackTexts", "render_value"]
 
-NOT_ANSWERED = "not answered"
 _T = TypeVar("_T")
 
 
@@ -41,10 +43,66 @@ class FiredRule(Protocol):
     def level(self) -> Urgency: ...
 
 
-def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue]) -> str:
-    """A fact's measured value, as shown in an explanation."""
+class PackTexts:
+    """A pack's patient-facing texts in one locale, each falling back to English.
+
+    Looked up by the keys of :mod:`marrow_triage.pack.texts`; :meth:`text` also says
+    whether the text fell back, so that results can list what is shown in English.
+    """
+
+    def __init__(self, pack: RulePack, locale: str = "en") -> None:
+        self.locale = locale
+        translation = pack.translations.get(locale)
+        self._local: Mapping[str, str | tuple[str, ...]] = (
+            translation.strings if translation is not None else {})
+        self._english: dict[str, str | tuple[str, ...]] = dict(pack.texts)
+        every_rule: tuple[RuleSpec | TimelineRuleSpec, ...] = (*pack.rules, *pack.timeline_rules)
+        for rule in every_rule:
+            for name in RULE_TEXT_FIELDS:
+                value = getattr(rule, name, None)
+                if value:
+                    self._english[f"rules.{rule.id}.{name}"] = value
+        for question in pack.questions:
+            self._english[f"questions.{question.id}"] = question.text
+        self.words = {key: self.text(key)[0] for key in self._english
+                      if key.startswith("values.")}
+        """Value words by key (``values.answer_yes``), in this locale where translated."""
+        self.fell_back_words = frozenset(
+            key for key in self.words if self.text(key)[1])
+
+    def text(self, key: str) -> tuple[str, bool]:
+        """The text for ``key`` and True when it is the English text standing in."""
+        value = self.items(key)
+        return (value[0] if value else ""), self._fell_back(key)
+
+    def items(self, key: str) -> tuple[str, ...]:
+        """A text, or list of texts (advice, reassurance), as a tuple."""
+        value = self._local.get(key)
+        if value is None:
+            value = self._english.get(key, ())
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    def _fell_back(self, key: str) -> bool:
+        return self.locale != "en" and key in self._english and key not in self._local
+
+    def fallbacks(self, keys: Iterable[str]) -> tuple[str, ...]:
+        """Those of ``keys`` shown in English in this locale."""
+        return tuple(key for key in keys if self._fell_back(key))
+
+
+def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue],
+                 words: Mapping[str, str], used: set[str] | None = None) -> str:
+    """A fact's measured value, as shown in an explanation, in the words of ``words``.
+
+    ``used`` collects the keys of the value words it read.
+    """
+    def word(key: str) -> str:
+        if used is not None:
+            used.add(key)
+        return words[key]
+
     if name not in facts:
-        return NOT_ANSWERED
+        return word("values.not_answered")
     value = facts[name]
     field = FACT_FIELDS[name]
     if name == "temperature_c" and report.temperature is not None:
@@ -55,39 +113,70 @@ def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue
         # abs(): -0.0 (which validation lets through) shows as "0", as 0 and 0.0 do.
         hours = format(decimal_of(abs(report.hours_since_procedure)).normalize(), "f")
         days = format_number(value / 24, 1)
-        return f"{hours} hours (about {days} day{'' if days == '1' else 's'})"
+        if days == "1":
+            return word("values.hours_one_day").format(hours=hours)
+        return word("values.hours").format(hours=hours, days=days)
     if field.kind == "boolean":
-        return "yes" if value else "no"
+        return word("values.answer_yes" if value else "values.answer_no")
     if field.kind == "integer" and field.maximum == 10:
         return f"{value}/10"
     if field.kind == "enum":
-        return str(value).replace("_", " ")
+        return word(f"values.{name}.{value}")
     if field.kind == "text":
         return f"\u201c{value}\u201d"  # the patient's own words, quoted, unchanged
     return format_number(value)  # type: ignore[arg-type]
 
 
 class Explainer:
-    """Builds the :class:`TriageResult` for the rules and questions that fired.
+    """Builds the :class:`TriageResult` for the rules and questions that fired, in one locale.
 
-    Made once per engine: everything that depends only on the pack (rule order, citations,
-    questions, the ruleset's identity) is built here, once. A finding depends only on its
-    rule and the report fields its explanation shows (or, for an escalation, the findings
-    it counts), and is immutable, so it is kept in a bounded cache keyed by exactly those
-    and shared between results instead of being rendered and validated again. Results,
-    immutable too, are cached the same way by their findings' keys and question ids.
+    Made once per engine and locale: everything that depends only on the pack (rule order,
+    citations, texts, the ruleset's identity) is built here, once. A finding depends only
+    on its rule and the report fields its explanation shows (or, for an escalation, the
+    findings it counts), and is immutable, so it is kept in a bounded cache keyed by
+    exactly those and shared between results instead of being rendered and validated
+    again. Results, immutable too, are cached the same way by their findings' keys and
+    question ids. Each locale has its own explainer, so the locale is part of every key.
     """
 
-    def __init__(self, pack: RulePack, max_cached: int = 4096) -> None:
+    def __init__(self, pack: RulePack, max_cached: int = 4096, locale: str = "en") -> None:
+        texts = PackTexts(pack, locale)
+        self._texts = texts
+        self._locale = locale
         self._rules = {rule.id: rule for rule in pack.rules}
         self._order = {rule.id: (-rule.level.rank, rule.id) for rule in pack.rules}
         self._sources = {rule.id: pack.source(rule) for rule in pack.rules}
+        self._titles = {rule.id: texts.text(f"rules.{rule.id}.title")[0]
+                        for rule in (*pack.rules, *pack.timeline_rules)}
+        self._explanations = {rule.id: texts.text(f"rules.{rule.id}.explanation")[0]
+                              for rule in pack.rules}
+        self._advice = {rule.id: texts.items(f"rules.{rule.id}.advice") for rule in pack.rules}
+        self._reassurance = {rule.id: texts.items(f"rules.{rule.id}.reassurance")
+                             for rule in pack.rules}
+        self._rule_fallbacks = {rule.id: texts.fallbacks(
+            f"rules.{rule.id}.{name}" for name in RULE_TEXT_FIELDS) for rule in pack.rules}
+        self._acknowledged = dict(pack.overlays.acknowledged)
+        # Which report fields an explanation shows is the same in every locale (the loader
+        # checks that translations keep the English placeholders).
         self._read_shown: dict[str, Callable[[SymptomReport], object]] = {
             rule.id: _shown_reader(rule.explanation)
             for rule in pack.rules if rule.when_findings is None}
-        self._questions = {q.id: Question(field=q.field, text=q.text) for q in pack.questions}
-        self._ruleset = RulesetInfo(name=pack.name, version=pack.version, sha256=pack.sha256)
-        self._findings: dict[tuple[object, ...], Finding] = {}
+        self._questions = {q.id: Question(field=q.field, text=texts.text(f"questions.{q.id}")[0])
+                           for q in pack.questions}
+        self._question_fallbacks = {q.id: texts.fallbacks([f"questions.{q.id}"])
+                                    for q in pack.questions}
+        self._levels = {level: (texts.text(f"levels.{level.value}.label")[0],
+                                texts.text(f"levels.{level.value}.action")[0])
+                        for level in Urgency}
+        self._summary = {name: texts.text(f"summary.{name}")[0] for name in
+                         ("warnings", "more", "after_effects", "nothing", "questions")}
+        self._level_fallbacks = {level: texts.fallbacks(
+            [f"levels.{level.value}.label", f"levels.{level.value}.action"]) for level in Urgency}
+        self._summary_fallbacks = {name: texts.fallbacks([f"summary.{name}"])
+                                   for name in self._summary}
+        self._ruleset = RulesetInfo(name=pack.name, version=pack.version, sha256=pack.sha256,
+                                    chain=pack.chain)
+        self._findings: dict[tuple[object, ...], tuple[Finding, tuple[str, ...]]] = {}
         self._results: dict[tuple[object, ...], TriageResult] = {}
         self._max_cached = max_cached
 
@@ -105,13 +194,13 @@ class Explainer:
                 key: tuple[object, ...] = (rule.id, *(r.id for r in rules if r.level is level))
             else:
                 key = (rule.id, self._read_shown[rule.id](report))
-            finding = self._findings.get(key)
-            if finding is None:
+            cached = self._findings.get(key)
+            if cached is None:
                 if facts is None:
                     facts = report_facts(report)
-                finding = self._remember(self._findings, key,
-                                         self._finding(rule, rules, report, facts))
-            findings.append(finding)
+                cached = self._remember(self._findings, key,
+                                        self._finding(rule, rules, report, facts))
+            findings.append(cached)
             keys.append(key)
         question_ids = tuple(sorted(set(fired_questions)))
         # A result is a function of its findings and questions, each cached by a key
@@ -120,22 +209,33 @@ class Explainer:
         result = self._results.get(result_key)
         if result is None:
             result = self._remember(self._results, result_key,
-                                    self._result(rules, tuple(findings), question_ids))
+                                    self._result(rules, findings, question_ids))
         return result
 
-    def _result(self, rules: list[RuleSpec], findings: tuple[Finding, ...],
+    def _result(self, rules: list[RuleSpec],
+                findings: list[tuple[Finding, tuple[str, ...]]],
                 question_ids: tuple[str, ...]) -> TriageResult:
         level = rules[0].level if rules else Urgency.SELF_CARE
+        label, action = self._levels[level]
         questions = tuple(self._questions[qid] for qid in question_ids)
+        summary, summary_keys = self._summary_of(level, rules, len(questions))
+        fallbacks = [key for _, keys in findings for key in keys]
+        fallbacks += [key for rule in rules for key in self._rule_fallbacks[rule.id]]
+        fallbacks += [key for qid in question_ids for key in self._question_fallbacks[qid]]
+        fallbacks += self._level_fallbacks[level]
+        fallbacks += [key for name in summary_keys for key in self._summary_fallbacks[name]]
         return TriageResult(
             level=level,
-            action=level.action,
-            summary=summary(level, rules, len(questions)),
-            findings=findings,
-            advice=_unique(a for rule in rules for a in rule.advice),
-            reassurance=_unique(r for rule in rules for r in rule.reassurance),
+            level_label=label,
+            action=action,
+            summary=summary,
+            findings=tuple(finding for finding, _ in findings),
+            advice=_unique(a for rule in rules for a in self._advice[rule.id]),
+            reassurance=_unique(r for rule in rules for r in self._reassurance[rule.id]),
             questions=questions,
             ruleset=self._ruleset,
+            locale=self._locale,
+            fallbacks=tuple(sorted(set(fallbacks))),
         )
 
     def _remember(self, cache: dict[tuple[object, ...], _T], key: tuple[object, ...],
@@ -146,16 +246,21 @@ class Explainer:
         return value
 
     def _finding(self, rule: RuleSpec, fired: list[RuleSpec], report: SymptomReport,
-                 facts: Mapping[str, FactValue]) -> Finding:
+                 facts: Mapping[str, FactValue]) -> tuple[Finding, tuple[str, ...]]:
+        """A finding, and the keys of the value words it showed in English as a fallback."""
         if rule.when_findings is not None:
-            return self.escalation_finding(rule, fired)
-        return Finding(
+            return self.escalation_finding(rule, fired), ()
+        used: set[str] = set()
+        finding = Finding(
             rule_id=rule.id,
             level=rule.level,
-            explanation=rule.explanation.format_map(MeasuredValues(report, facts)),
-            advice=rule.advice,
+            explanation=self._explanations[rule.id].format_map(
+                MeasuredValues(report, facts, self._texts.words, used)),
+            advice=self._advice[rule.id],
             source=self._sources[rule.id],
+            acknowledged_downgrades=self._acknowledged.get(rule.id, ()),
         )
+        return finding, tuple(sorted(used & self._texts.fell_back_words))
 
     def escalation_finding(self, rule: RuleSpec, fired: Iterable[FiredRule]) -> Finding:
         """The finding of escalation ``rule``, counting the ``fired`` rules at its level.
@@ -168,12 +273,55 @@ class Explainer:
         return Finding(
             rule_id=rule.id,
             level=rule.level,
-            explanation=rule.explanation.format(
-                count=len(counted), findings="; ".join(r.title for r in counted)),
-            advice=rule.advice,
+            explanation=self._explanations[rule.id].format(
+                count=len(counted),
+                findings="; ".join(self._titles.get(r.id, r.title) for r in counted)),
+            advice=self._advice[rule.id],
             source=self._sources[rule.id],
             based_on=tuple(r.id for r in counted),
+            acknowledged_downgrades=self._acknowledged.get(rule.id, ()),
         )
+
+    @property
+    def words(self) -> Mapping[str, str]:
+        """How measured values are shown in this locale (``PackTexts.words``)."""
+        return self._texts.words
+
+    def level_texts(self, level: Urgency) -> tuple[str, str]:
+        """The level's label and action in this locale."""
+        return self._levels[level]
+
+    def summary(self, level: Urgency, fired: Sequence[FiredRule], unanswered: int) -> str:
+        """The one-line summary of a result: its level, the warning signs (or that there
+        are none), the action, and how many questions are still to answer."""
+        return self._summary_of(level, fired, unanswered)[0]
+
+    def _summary_of(self, level: Urgency, rules: Sequence[FiredRule],
+                    unanswered: int) -> tuple[str, list[str]]:
+        """The one-line summary, and which summary templates it used."""
+        label, action = self._levels[level]
+        templates = self._summary
+        warnings = [self._titles.get(r.id, r.title) for r in rules
+                    if r.level is not Urgency.SELF_CARE]
+        if warnings:
+            used = ["warnings"]
+            shown = ", ".join(warnings[:3])
+            if len(warnings) > 3:
+                used.append("more")
+                shown = templates["more"].format(warnings=shown, count=len(warnings) - 3)
+            text = templates["warnings"].format(level=label, warnings=shown, action=action)
+        elif rules:
+            used = ["after_effects"]
+            text = templates["after_effects"].format(
+                level=label, after_effects=", ".join(self._titles.get(r.id, r.title)
+                                                     for r in rules))
+        else:
+            used = ["nothing"]
+            text = templates["nothing"].format(level=label)
+        if unanswered:
+            used.append("questions")
+            text += " " + templates["questions"].format(count=unanswered)
+        return text, used
 
 
 def _shown_reader(template: str) -> Callable[[SymptomReport], object]:
@@ -193,32 +341,18 @@ def _nothing(_report: SymptomReport) -> None:
 
 class MeasuredValues(dict[str, str]):
     """The measured values of a report, for ``template.format_map``: renders only the
-    placeholders a template uses."""
+    placeholders a template uses, in the value words given (``PackTexts.words``)."""
 
-    def __init__(self, report: SymptomReport, facts: Mapping[str, FactValue]) -> None:
+    def __init__(self, report: SymptomReport, facts: Mapping[str, FactValue],
+                 words: Mapping[str, str], used: set[str] | None = None) -> None:
         super().__init__()
         self._report = report
         self._facts = facts
+        self._words = words
+        self._used = used
 
     def __missing__(self, name: str) -> str:
-        return render_value(name, self._report, self._facts)
-
-
-def summary(level: Urgency, fired: Sequence[FiredRule], unanswered: int) -> str:
-    """The one-line summary of a result: its level, the warning signs (or that there are
-    none), the action, and how many questions are still to answer."""
-    warnings = [r.title for r in fired if r.level is not Urgency.SELF_CARE]
-    if warnings:
-        shown = ", ".join(warnings[:3]) + (f" and {len(warnings) - 3} more" if
-                                           len(warnings) > 3 else "")
-        text = f"{level.label}: {shown}. {level.action}"
-    elif fired:
-        text = f"{level.label}: expected after-effects only ({', '.join(r.title for r in fired)})."
-    else:
-        text = f"{level.label}: no warning signs in what was reported."
-    if unanswered:
-        text += f" {unanswered} question(s) still to answer."
-    return text
+        return render_value(name, self._report, self._facts, self._words, self._used)
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

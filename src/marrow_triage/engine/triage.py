@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from marrow_triage.engine.durable import EvaluatorPool, report_members
 from marrow_triage.engine.encode import compile_pack
 from marrow_triage.engine.explain import Explainer
-from marrow_triage.errors import EngineError
+from marrow_triage.errors import EngineError, LocaleError
 from marrow_triage.models import SymptomReport, TriageResult, invalid_report
 from marrow_triage.pack.spec import RulePack
 
@@ -43,48 +43,81 @@ class TriageEngine:
 
     def __init__(self, pack: RulePack) -> None:
         self.pack = pack
-        self.explainer = Explainer(pack)
-        """Turns fired rules into results; the timeline explains with it too."""
+        # One explainer per locale, built now (each is cheap): results and findings are
+        # cached per explainer, so a locale never gets another locale's cached texts.
+        self._explainers = {locale: Explainer(pack, locale=locale) for locale in pack.locales}
+        self.explainer = self._explainers["en"]
+        """Turns fired rules into results in English; the timeline explains with it too."""
         levels = {rule.id: rule.level for rule in pack.rules}
         self._evaluators = EvaluatorPool(compile_pack(pack), levels)
 
     @classmethod
-    def from_path(cls, path: str | Path) -> TriageEngine:
-        """An engine for the rule pack in directory ``path``."""
-        return cls(RulePack.from_path(path))
+    def from_path(cls, path: str | Path, base: str | Path | None = None) -> TriageEngine:
+        """An engine for the rule pack, or overlay, in directory ``path``.
+
+        An overlay's ``extends`` is resolved against ``base`` when given, else against
+        the packaged pack (or the overlay's own ``extends.path``).
+        """
+        return cls(RulePack.from_path(path, base=base))
+
+    @property
+    def locales(self) -> tuple[str, ...]:
+        """The locales results can be given in (``en`` first)."""
+        return self.pack.locales
+
+    def explainer_for(self, locale: str | None = None) -> Explainer:
+        """The explainer for ``locale`` (a tag such as ``es`` or ``es-MX``; None: English).
+
+        Raises :class:`LocaleError` when the pack has no texts in that language.
+        """
+        if locale is None:
+            return self.explainer
+        explainer = self._explainers.get(locale)
+        if explainer is not None:
+            return explainer
+        matched = self.pack.match_locale(locale)
+        if matched is None:
+            raise LocaleError(locale, self.pack.locales)
+        return self._explainers[matched]
 
     @classmethod
     def default(cls) -> TriageEngine:
         """An engine for the rule pack shipped with the library."""
         return cls(RulePack.default())
 
-    def triage(self, report: ReportInput) -> TriageResult:
+    def triage(self, report: ReportInput, locale: str | None = None) -> TriageResult:
         """Triage one report (a :class:`SymptomReport` or a dict of its JSON form).
+
+        ``locale`` picks the language of the texts (``"es"``; default English); levels,
+        rule ids and field names are the same in every locale. An unknown locale raises
+        :class:`~marrow_triage.LocaleError`.
 
         Raises :class:`~marrow_triage.ReportError` naming each bad field of an invalid
         report (a :class:`~marrow_triage.errors.ReportValidationError`, which is also the
         ``pydantic.ValidationError`` that older callers catch), and :class:`EngineError` if the
         engine fails on a valid one.
         """
+        explainer = self.explainer_for(locale)
         validated = _as_report(report)
         evaluator = self._evaluators.checkout()
         try:
             fired = evaluator.evaluate(report_members(validated))
-            result = self.explainer.build(validated, fired.rules, fired.questions)
+            result = explainer.build(validated, fired.rules, fired.questions)
         except Exception as exc:  # the host may be in an unknown state: not given back
             raise EngineError(f"rule engine failed: {exc}") from exc
         self._evaluators.give_back(evaluator)
         return result
 
-    def triage_json(self, data: str | bytes) -> TriageResult:
+    def triage_json(self, data: str | bytes, locale: str | None = None) -> TriageResult:
         """Triage a report given as JSON text (errors as :meth:`triage`)."""
         try:
             report = SymptomReport.model_validate_json(data)
         except ValidationError as exc:
             raise invalid_report(exc) from exc
-        return self.triage(report)
+        return self.triage(report, locale)
 
-    def triage_many(self, reports: Iterable[ReportInput]) -> list[TriageResult]:
+    def triage_many(self, reports: Iterable[ReportInput],
+                    locale: str | None = None) -> list[TriageResult]:
         """Triage many reports with one host checkout; results keep the input order.
 
         Every report is validated before any is evaluated, so an invalid one fails the
@@ -92,6 +125,7 @@ class TriageEngine:
         (encode all, evaluate all, explain all) rather than report by report: each stage's
         code and data then stay in the CPU caches (see benchmarks/README.md).
         """
+        explainer = self.explainer_for(locale)
         validated = [_as_report(r) for r in reports]
         results: list[TriageResult] = []
         evaluator = self._evaluators.checkout()
@@ -100,18 +134,19 @@ class TriageEngine:
                 chunk = validated[start:start + _CHUNK]
                 members = [report_members(report) for report in chunk]
                 fired = [evaluator.evaluate(m) for m in members]
-                results.extend(self.explainer.build(report, f.rules, f.questions)
+                results.extend(explainer.build(report, f.rules, f.questions)
                                for report, f in zip(chunk, fired, strict=True))
         except Exception as exc:
             raise EngineError(f"rule engine failed: {exc}") from exc
         self._evaluators.give_back(evaluator)
         return results
 
-    async def triage_async(self, report: ReportInput) -> TriageResult:
+    async def triage_async(self, report: ReportInput,
+                           locale: str | None = None) -> TriageResult:
         """Triage without blocking the event loop (runs in a worker thread)."""
         import asyncio  # here, not at the top: it is a large part of cold start
         validated = _as_report(report)
-        return await asyncio.to_thread(self.triage, validated)
+        return await asyncio.to_thread(self.triage, validated, locale)
 
 
 def _as_report(report: ReportInput) -> SymptomReport:

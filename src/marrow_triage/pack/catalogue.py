@@ -48,9 +48,16 @@ def _rule_entry(pack: RulePack, rule: RuleSpec | TimelineRuleSpec, when: str,
                 reassurance: tuple[str, ...]) -> list[str]:
     source = pack.source(rule)
     quote_kind = "quoted" if source.verbatim else "paraphrased"
+    log = pack.overlays
+    marks = []
+    if rule.id in log.added:
+        marks.append(f"- **Added by overlay** {log.added[rule.id]}")
+    marks += [f"- **Changed by overlay** {what}" for what in log.changed.get(f"item:{rule.id}", ())]
+    marks += [f"- **Acknowledged downgrade** {why}" for why in log.acknowledged.get(rule.id, ())]
     return [
         f"### `{rule.id}`: {rule.title}",
         "",
+        *marks,
         f"- **Level**: {rule.level.value}",
         f"- **When**: {when}",
         f"- **Explanation**: {rule.explanation}",
@@ -64,6 +71,44 @@ def _rule_entry(pack: RulePack, rule: RuleSpec | TimelineRuleSpec, when: str,
     ]
 
 
+def _routes_and_parameters(pack: RulePack) -> list[str]:
+    changed = pack.overlays.changed
+    lines = ["", "## Contact routes", "",
+             "Texts name these as `{name}`; a site overlay fills in its own numbers "
+             "(docs/overlays.md).", ""]
+    for name, text in pack.routes.items():
+        mark = "".join(f" *(overlay {what})*" for what in changed.get(f"route:{name}", ()))
+        lines.append(f"- `{name}`: {text}{mark}")
+    if pack.parameters:
+        lines += ["", "## Parameters", "",
+                  "Named values that conditions use as `$name` and texts show as `{name}` "
+                  "(`parameters:` in pack.yaml).", ""]
+        for name, parameter in pack.parameters.items():
+            doc = pack.documents[parameter.source.document]
+            kind = "quoted" if parameter.source.verbatim else "paraphrased"
+            mark = "".join(f" *(overlay {what})*" for what in changed.get(f"parameter:{name}", ()))
+            lines += [
+                f"- `{name}` = {format_number(parameter.value, 6)}: {parameter.description}"
+                f"{mark}",
+                f"  Source ({kind}): {doc.publisher}, *{doc.title}*, section "
+                f"\"{parameter.source.section}\": \"{parameter.source.quote}\"",
+                *([f"  Notes: {parameter.notes}"] if parameter.notes else []),
+            ]
+    return lines
+
+
+def _languages(pack: RulePack) -> list[str]:
+    lines = ["", "## Languages", "",
+             "English is the pack's own text. Texts missing in another locale are shown in "
+             "English and listed in each result's `fallbacks`.", ""]
+    for code, translation in pack.translations.items():
+        missing = len(translation.missing)
+        lines.append(f"- `{code}`: {missing} text(s) not translated. {translation.note}")
+    if not pack.translations:
+        lines.append("- English only.")
+    return lines
+
+
 def render_catalogue(pack: RulePack) -> str:
     """Markdown for ``docs/rules.md``; byte-identical for the same pack."""
     lines = [
@@ -74,24 +119,25 @@ def render_catalogue(pack: RulePack) -> str:
         "",
         pack.description,
         "",
-        "## Levels",
-        "",
     ]
+    if len(pack.chain) > 1:
+        lines += ["## Overlay chain", "",
+                  "Each overlay changes the pack before it; entries below marked **Changed by "
+                  "overlay**, **Added by overlay** or **Acknowledged downgrade** say what it "
+                  "changed.", ""]
+        lines += [f"{n}. {ref.name} {ref.version} (sha256 `{ref.sha256}`)"
+                  for n, ref in enumerate(pack.chain, 1)]
+        lines.append("")
+    lines += ["## Levels", ""]
     for level in sorted(Urgency, reverse=True):
-        lines.append(f"- **{level.value}**: {level.action}")
-    if pack.parameters:
-        lines += ["", "## Parameters", "",
-                  "Named values that conditions use as `$name` (`parameters:` in pack.yaml).",
-                  ""]
-        for name, parameter in pack.parameters.items():
-            doc = pack.documents[parameter.source.document]
-            kind = "quoted" if parameter.source.verbatim else "paraphrased"
-            lines += [
-                f"- `{name}` = {format_number(parameter.value, 6)}: {parameter.description}",
-                f"  Source ({kind}): {doc.publisher}, *{doc.title}*, section "
-                f"\"{parameter.source.section}\": \"{parameter.source.quote}\"",
-                *([f"  Notes: {parameter.notes}"] if parameter.notes else []),
-            ]
+        label = pack.texts.get(f"levels.{level.value}.label", level.label)
+        action = pack.texts.get(f"levels.{level.value}.action", level.action)
+        mark = "".join(f" *(changed by overlay {what})*"
+                       for key in (f"text:levels.{level.value}.label",
+                                   f"text:levels.{level.value}.action")
+                       for what in pack.overlays.changed.get(key, ()))
+        lines.append(f"- **{level.value}** ({label}): {action}{mark}")
+    lines += _routes_and_parameters(pack)
     lines += ["", "## Rules", ""]
     for rule in sorted(pack.rules, key=lambda r: (-r.level.rank, r.id)):
         lines += _rule_entry(pack, rule, _when(rule), rule.reassurance)
@@ -105,10 +151,23 @@ def render_catalogue(pack: RulePack) -> str:
         ]
     for trule in sorted(pack.timeline_rules, key=lambda r: (-r.level.rank, r.id)):
         lines += _rule_entry(pack, trule, condition_in_words(trule.when), ())
+    if pack.overlays.disabled:
+        lines += ["## Rules disabled by an overlay", ""]
+        for off in pack.overlays.disabled:
+            ack = (f" Acknowledged downgrade: {off.acknowledge_downgrade}"
+                   if off.acknowledge_downgrade else "")
+            lines.append(f"- `{off.id}` ({off.title}, {off.level.value}), by {off.overlay}: "
+                         f"{off.reason}.{ack}")
+        lines.append("")
     lines += ["## Questions asked when an answer is missing", ""]
     for q in pack.questions:
         when = f" when {condition_in_words(q.when)}" if q.when is not None else ""
-        lines.append(f"- `{q.id}` (`{q.field}` missing{when}): {q.text}")
+        marks = "".join(f" *(changed by overlay {what})*"
+                        for what in pack.overlays.changed.get(f"item:{q.id}", ()))
+        if q.id in pack.overlays.added:
+            marks += f" *(added by overlay {pack.overlays.added[q.id]})*"
+        lines.append(f"- `{q.id}` (`{q.field}` missing{when}): {q.text}{marks}")
+    lines += _languages(pack)
     lines += ["", "## Facts rules can test", ""]
     for field in FACT_FIELDS.values():
         values = f" ({', '.join(field.values)})" if field.values else ""

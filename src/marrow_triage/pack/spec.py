@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from marrow_triage.models import Source, Urgency
+from marrow_triage.models import PackRef, Source, Urgency
 from marrow_triage.pack.conditions import (
     Condition,
     condition_to_data,
@@ -29,18 +29,30 @@ from marrow_triage.units import format_number
 
 __all__ = [
     "ESCALATION_PLACEHOLDERS",
+    "PACK_NAME",
     "PARAMETER_NAME",
     "RULE_ID",
+    "DisableSpec",
+    "DisabledRule",
     "DocumentSpec",
+    "ExtendsSpec",
     "FindingsCount",
     "HistorySettings",
+    "LevelTextSpec",
+    "OverlayLog",
+    "OverlayMeta",
     "PackMeta",
+    "ParameterOverride",
     "ParameterSpec",
     "QuestionSpec",
     "RulePack",
     "RuleSpec",
     "SourceRef",
+    "SummarySpec",
+    "TextsSpec",
     "TimelineRuleSpec",
+    "Translation",
+    "ValueWordsSpec",
 ]
 
 RULE_ID = r"^[a-z0-9][a-z0-9-]{1,63}$"
@@ -61,7 +73,13 @@ def _fill_parameters(text: str, info: ValidationInfo) -> str:
     for name, value in _parameters(info).items():
         text = text.replace("{" + name + "}", format_number(Fraction(Decimal(repr(value))), 6))
     return text
+PACK_NAME = r"^[a-z0-9][a-z0-9._-]*$"
+NAME = r"^[a-z][a-z0-9_]{0,63}$"
+"""Names of parameters and contact routes: they are placeholders in texts."""
 ESCALATION_PLACEHOLDERS = ("count", "findings")
+Number = (Annotated[int, Field(strict=True)]
+          | Annotated[float, Field(strict=True, allow_inf_nan=False)])
+Text = Annotated[str, Field(min_length=1)]
 
 
 class _Spec(BaseModel):
@@ -212,15 +230,154 @@ class HistorySettings(_Spec):
     source: SourceRef
 
 
-class PackMeta(_Spec):
-    """What ``pack.yaml`` says: the pack's name, version, documents and history settings."""
+class ParameterOverride(_Spec):
+    """An overlay's new value for a parameter (a new parameter needs a description and a
+    source, as in a full pack)."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    value: Number
+    description: str | None = Field(default=None, min_length=1)
+    source: SourceRef | None = None
+    notes: Notes | None = None
+    acknowledge_downgrade: str | None = Field(default=None, min_length=1)
+
+
+class LevelTextSpec(_Spec):
+    """How a level is named, and what the patient should do at it."""
+
+    label: Text
+    action: Text
+
+
+class SummarySpec(_Spec):
+    """Templates of a result's one-line summary."""
+
+    warnings: Text
+    """``{level}``: ``{warnings}``. ``{action}``: the level, the warning signs, the action."""
+    more: Text
+    """``{warnings}`` and ``{count}`` more: when more than three warning signs are listed."""
+    after_effects: Text
+    """``{level}`` and ``{after_effects}``: only expected after-effects were found."""
+    nothing: Text
+    """``{level}``: nothing was found."""
+    questions: Text
+    """``{count}``: questions still to answer, appended to the summary."""
+
+
+class ValueWordsSpec(_Spec):
+    """How measured values are shown in explanations."""
+
+    answer_yes: Text
+    answer_no: Text
+    not_answered: Text
+    hours: Text
+    """``{hours}`` and ``{days}``, e.g. "30 hours (about 1.3 days)"."""
+    hours_one_day: Text
+    """``{hours}``, when that is about one day."""
+
+
+class TextsSpec(_Spec):
+    """A pack's own wording outside its rules (``texts:`` in pack.yaml)."""
+
+    levels: dict[Urgency, LevelTextSpec]
+    summary: SummarySpec
+    values: ValueWordsSpec
+
+    @field_validator("levels")
+    @classmethod
+    def _every_level(cls, value: dict[Urgency, LevelTextSpec]) -> dict[Urgency, LevelTextSpec]:
+        missing = [level.value for level in Urgency if level not in value]
+        if missing:
+            raise ValueError(f"every level needs a label and an action; missing: "
+                             f"{', '.join(missing)}")
+        return value
+
+
+class PackMeta(_Spec):
+    """What ``pack.yaml`` says: the pack's name, version, documents, parameters, contact
+    routes, wording and history settings."""
+
+    name: str = Field(pattern=PACK_NAME)
     version: str = Field(min_length=1)
     description: str = ""
     documents: dict[str, DocumentSpec] = Field(min_length=1)
     history: HistorySettings | None = None
     parameters: dict[Annotated[str, Field(pattern=PARAMETER_NAME)], ParameterSpec] = {}
+    routes: dict[Annotated[str, Field(pattern=NAME)], str] = {}
+    texts: TextsSpec
+
+
+class ExtendsSpec(_Spec):
+    """What an overlay changes: a pack by name, within a version range."""
+
+    pack: str = Field(pattern=PACK_NAME)
+    version: Text
+    """A version range such as ``">=1.1,<2"`` (PEP 440 specifiers)."""
+    path: str | None = Field(default=None, min_length=1)
+    """The extended pack's directory, relative to the overlay's; by default the packaged
+    pack (or the base directory the caller names)."""
+
+
+class OverlayMeta(_Spec):
+    """An overlay's ``pack.yaml``: its identity, the pack it extends, and what it sets."""
+
+    name: str = Field(pattern=PACK_NAME)
+    version: Text
+    description: str = ""
+    extends: ExtendsSpec
+    documents: dict[str, DocumentSpec] = {}
+    parameters: dict[Annotated[str, Field(pattern=PARAMETER_NAME)],
+                     ParameterOverride | Number] = {}
+    routes: dict[Annotated[str, Field(pattern=NAME)], str] = {}
+    texts: dict[str, Any] = {}
+    """Partial ``texts:`` (levels, summary, values), merged over the extended pack's."""
+
+
+class DisableSpec(_Spec):
+    """An overlay entry that turns a rule, timeline rule or question off."""
+
+    id: str = Field(pattern=RULE_ID)
+    reason: Text
+    acknowledge_downgrade: str | None = Field(default=None, min_length=1)
+
+
+@dataclass(frozen=True)
+class Translation:
+    """The pack's texts in one locale other than English, with routes and parameters filled.
+
+    ``strings`` are keyed like ``rules.fever.advice``; a key missing here is shown in
+    English and listed in the result's ``fallbacks``.
+    """
+
+    locale: str
+    note: str
+    strings: Mapping[str, str | tuple[str, ...]]
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DisabledRule:
+    """A rule an overlay turned off."""
+
+    id: str
+    title: str
+    level: Urgency
+    overlay: str
+    reason: str
+    acknowledge_downgrade: str | None
+
+
+@dataclass(frozen=True)
+class OverlayLog:
+    """What the overlays of a chain changed, for the catalogue and the findings."""
+
+    changed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per rule, question, parameter or route key (``rule:fever``, ``parameter:fever_c``,
+    ``route:care_team_day``, ``text:levels.urgent.action``): what changed it, in words."""
+    added: Mapping[str, str] = field(default_factory=dict)
+    """Rule and question ids an overlay added, with the overlay's name."""
+    disabled: tuple[DisabledRule, ...] = ()
+    acknowledged: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per rule id, each acknowledged downgrade that affects it (overlay and reason)."""
 
 
 @dataclass(frozen=True)
@@ -238,13 +395,38 @@ class RulePack:
     history: HistorySettings | None = None
     parameters: Mapping[str, ParameterSpec] = field(
         default_factory=lambda: MappingProxyType({}))
+    routes: Mapping[str, str] = field(default_factory=dict)
+    """Contact routes in English, as filled by the last pack of the chain that sets each."""
+    texts: Mapping[str, str] = field(default_factory=dict)
+    """English wording outside the rules, keyed like ``levels.urgent.action`` (filled)."""
+    translations: Mapping[str, Translation] = field(default_factory=dict)
+    chain: tuple[PackRef, ...] = ()
+    """The base pack, then each overlay, each with its own content hash."""
+    overlays: OverlayLog = field(default_factory=OverlayLog)
 
     @classmethod
-    def from_path(cls, path: str | Path) -> RulePack:
-        """Load and validate the pack in directory ``path``."""
+    def from_path(cls, path: str | Path, base: str | Path | None = None) -> RulePack:
+        """Load and validate the pack (or overlay) in directory ``path``.
+
+        An overlay's ``extends`` is resolved against ``base`` when given, else against
+        the packaged pack (or its own ``extends.path``).
+        """
         from marrow_triage.pack.loader import load_rule_pack  # the loader builds packs
 
-        return load_rule_pack(path)
+        return load_rule_pack(path, base=base)
+
+    @property
+    def locales(self) -> tuple[str, ...]:
+        """The locales the pack has texts in: ``en`` first, then the others sorted."""
+        return ("en", *sorted(self.translations))
+
+    def match_locale(self, tag: str) -> str | None:
+        """The pack's locale for a language tag (``es-MX`` -> ``es``), or None."""
+        wanted = tag.strip().lower().replace("_", "-")
+        if wanted in self.locales:
+            return wanted
+        primary = wanted.split("-", 1)[0]
+        return primary if primary in self.locales else None
 
     @classmethod
     def default(cls) -> RulePack:

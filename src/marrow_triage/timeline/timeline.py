@@ -26,7 +26,7 @@ from typing import Any
 
 from marrow_triage.engine.durable import EvaluatorPool, fact_members
 from marrow_triage.engine.encode import compile_timeline
-from marrow_triage.engine.explain import MeasuredValues, summary
+from marrow_triage.engine.explain import MeasuredValues
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.errors import TimelineError
 from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
@@ -175,11 +175,13 @@ class Timeline:
                      for rule_id in fired if rule_id in self._escalation_ids]
         findings = sorted(counted + escalated, key=_result_order)
         level = findings[0].level if findings else Urgency.SELF_CARE
+        label, action = explainer.level_texts(level)
         return report_result.model_copy(update={
             "level": level,
-            "action": level.action,
-            "summary": summary(level, [self.pack.any_rule(f.rule_id) for f in findings],
-                               len(report_result.questions)),
+            "level_label": label,
+            "action": action,
+            "summary": explainer.summary(level, [self.pack.any_rule(f.rule_id) for f in findings],
+                                         len(report_result.questions)),
             "findings": tuple(findings),
             "advice": tuple(dict.fromkeys(a for f in findings for a in f.advice)),
         })
@@ -187,13 +189,15 @@ class Timeline:
     def _timeline_finding(self, rule_id: str, report: SymptomReport,
                           facts: Mapping[str, FactValue], history: History) -> Finding:
         rule = self.pack.timeline_rule(rule_id)
-        explanation = rule.explanation.format_map(_MeasuredWithHistory(report, facts))
+        explanation = rule.explanation.format_map(
+            _MeasuredWithHistory(report, facts, self.engine.explainer.words))
         used = [e for name in condition_fields(rule.when) for e in history.evidence.get(name, ())]
         unique = sorted(set(used), key=lambda e: e.at)
         if unique:
             explanation += " Earlier check-ins used: " + "; ".join(map(str, unique)) + "."
         return Finding(rule_id=rule.id, level=rule.level, explanation=explanation,
-                       advice=rule.advice, source=self.pack.source(rule))
+                       advice=rule.advice, source=self.pack.source(rule),
+                       acknowledged_downgrades=self.pack.overlays.acknowledged.get(rule.id, ()))
 
 
 def _result_order(finding: Finding) -> tuple[int, str]:
@@ -210,9 +214,9 @@ class _MeasuredWithHistory(MeasuredValues):
         if value is None:
             return "not known"
         if isinstance(value, bool):
-            return "yes" if value else "no"
-        if isinstance(value, str):
-            return value.replace("_", " ")
+            return self._words["values.answer_yes" if value else "values.answer_no"]
+        if isinstance(value, str):  # worst_earlier_bleeding, a Bleeding value
+            return self._words.get(f"values.bleeding.{value}", value.replace("_", " "))
         # Cut, not rounded, so a value never appears to reach a threshold it is below.
         if name == "max_earlier_temperature_c":
             return f"{format_cut(Fraction(value), 2)} °C"
