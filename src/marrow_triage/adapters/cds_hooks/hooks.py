@@ -104,14 +104,14 @@ def _summary(result: TriageResult) -> str:
     text = result.summary
     if len(text) <= MAX_SUMMARY:
         return text
-    short = f"{result.level.label}: {result.action}"
+    short = f"{result.level_label or result.level.label}: {result.action}"
     if len(short) <= MAX_SUMMARY:
         return short
     return short[: MAX_SUMMARY - 1].rstrip() + "…"
 
 
 def _detail(result: TriageResult) -> str:
-    lines = [f"**{result.level.label}**: {result.action}", ""]
+    lines = [f"**{result.level_label or result.level.label}**: {result.action}", ""]
     if result.findings:
         lines.append("Findings:")
         lines.append("")
@@ -119,6 +119,8 @@ def _detail(result: TriageResult) -> str:
             lines.append(f"- **{f.level.label}** (`{f.rule_id}`): {f.explanation}")
             lines.append(f"  - Source: {f.source.title}, \"{f.source.section}\": "
                          f"\"{f.source.quote}\"")
+            lines += [f"  - Site policy, less cautious than the base pack: {reason}"
+                      for reason in f.acknowledged_downgrades]
         lines.append("")
     if result.advice:
         lines += ["Advice:", "", *(f"- {a}" for a in result.advice), ""]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +20,14 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from marrow_triage.adapters.cli.packs import (
+    BaseOption,
+    LocaleOption,
+    RulesOption,
+    load_engine,
+    load_pack,
+    pick_locale,
+)
 from marrow_triage.adapters.cli.report_input import (
     fail,
     problem_lines,
@@ -30,6 +39,7 @@ from marrow_triage.engine.triage import EngineError, TriageEngine
 from marrow_triage.errors import RulePackError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import render_catalogue
+from marrow_triage.pack.loader import default_rules_path
 from marrow_triage.pack.spec import RulePack
 
 __all__ = ["app", "main", "validation_lines"]
@@ -65,25 +75,6 @@ _STYLES = {
 }
 
 
-def _engine(rules: Path | None) -> TriageEngine:
-    try:
-        pack = RulePack.default() if rules is None else RulePack.from_path(rules)
-    except RulePackError as exc:
-        fail(problem_lines(exc.problems, "rule pack: "))
-    return TriageEngine(pack)
-
-
-RulesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--rules",
-        help="Directory of another rule pack (default: the packaged pack).",
-        file_okay=False,
-        dir_okay=True,
-    ),
-]
-
-
 @app.command()
 def check(
     file: Annotated[
@@ -93,17 +84,22 @@ def check(
         bool, typer.Option("--json", help="Print only the result as JSON (machine-readable).")
     ] = False,
     rules: RulesOption = None,
+    base: BaseOption = None,
+    locale: LocaleOption = None,
 ) -> None:
     """Triage one symptom report and explain the result.
 
     Example: marrow-triage check examples/fever-101F.json
 
     Example: echo '{"hours_since_procedure": 20}' | marrow-triage check - --json
+
+    Example: marrow-triage check --rules examples/overlays/uk-site --locale es report.json
     """
     report = read_report(file)
-    engine = _engine(rules)
+    engine = load_engine(rules, base)
+    chosen = pick_locale(engine, locale)
     try:
-        result = engine.triage(report)
+        result = engine.triage(report, chosen)
     except EngineError as exc:
         fail([f"internal error: {exc}"], code=1)
     if as_json:
@@ -116,7 +112,8 @@ def print_result(result: TriageResult, console: Console) -> None:
     """Write a readable result: level banner, action, findings with sources, advice."""
     style = _STYLES[result.level]
     console.print(
-        Panel(Text(f"{result.level.label.upper()}: {result.action}", style=style), style=style)
+        Panel(Text(f"{(result.level_label or result.level.label).upper()}: {result.action}",
+                   style=style), style=style)
     )
     console.print(result.summary)
     if result.findings:
@@ -134,6 +131,9 @@ def print_result(result: TriageResult, console: Console) -> None:
             console.print(
                 Text(f'    Source: {src.title}, "{src.section}"{kind}: "{src.quote}"', style="dim")
             )
+            for reason in finding.acknowledged_downgrades:
+                console.print(Text(f"    Site policy, less cautious than the base pack: {reason}",
+                                   style="yellow"))
     for title, items in (("Advice", result.advice), ("Reassurance", result.reassurance)):
         if items:
             console.print()
@@ -145,31 +145,50 @@ def print_result(result: TriageResult, console: Console) -> None:
         console.print(Text("Questions still to answer", style="bold underline"))
         for question in result.questions:
             console.print(Text(f"- {question.text} ({question.field})"))
+    if result.fallbacks:
+        console.print()
+        console.print(Text(f"Shown in English (no {result.locale} text in the pack): "
+                           f"{', '.join(result.fallbacks)}", style="dim"))
     console.print()
     info = result.ruleset
+    chain = " on ".join(f"{ref.name} {ref.version}" for ref in reversed(info.chain[:-1]))
     console.print(
-        Text(f"Rule pack {info.name} {info.version} (sha256 {info.sha256[:12]}). "
+        Text(f"Rule pack {info.name} {info.version}{f' on {chain}' if chain else ''} "
+             f"(sha256 {info.sha256[:12]}). "
              "This supports, and does not replace, clinical judgement.", style="dim")
     )
 
 
 @rules_app.command("check")
 def rules_check(
-    directory: Annotated[Path, typer.Argument(help="Directory holding pack.yaml and rule files.")],
+    directory: Annotated[Path, typer.Argument(help="Directory holding pack.yaml and rule "
+                                              "files: a full pack or an overlay.")],
+    base: BaseOption = None,
 ) -> None:
-    """Validate a rule pack: every problem with its file, rule id and field.
+    """Validate a rule pack or overlay: every problem with its file, rule id and field.
+
+    Also lists, per locale, the texts not yet translated (shown in English until they are).
 
     Example: marrow-triage rules check rules/
+
+    Example: marrow-triage rules check examples/overlays/uk-site
     """
     try:
-        pack = RulePack.from_path(directory)
+        pack = RulePack.from_path(directory, base=base)
         TriageEngine(pack)  # compiles into durable_rules definitions as well
     except RulePackError as exc:
         fail(problem_lines(exc.problems))
+    chain = " on ".join(f"{ref.name} {ref.version}" for ref in reversed(pack.chain[:-1]))
     typer.echo(
-        f"OK: {pack.name} {pack.version}, {len(pack.rules)} rules, "
-        f"{len(pack.questions)} questions, sha256 {pack.sha256}"
+        f"OK: {pack.name} {pack.version}{f' on {chain}' if chain else ''}, "
+        f"{len(pack.rules)} rules, {len(pack.questions)} questions, sha256 {pack.sha256}"
     )
+    for code, translation in pack.translations.items():
+        if translation.missing:
+            typer.echo(f"locale {code}: {len(translation.missing)} text(s) not translated "
+                       f"(shown in English): {', '.join(translation.missing)}")
+        else:
+            typer.echo(f"locale {code}: every text translated")
 
 
 @rules_app.command("docs")
@@ -178,15 +197,17 @@ def rules_docs(
         str, typer.Option("--output", "-o", help="Where to write the catalogue; - for stdout.")
     ] = "docs/rules.md",
     rules: RulesOption = None,
+    base: BaseOption = None,
 ) -> None:
     """Write the rule catalogue (Markdown) generated from a rule pack.
 
+    For an overlay, the catalogue is of the merged pack, marking what the overlay changed.
+
     Example: marrow-triage rules docs --output docs/rules.md
+
+    Example: marrow-triage rules docs --rules examples/overlays/uk-site -o uk-site.md
     """
-    try:
-        pack = RulePack.default() if rules is None else RulePack.from_path(rules)
-    except RulePackError as exc:
-        fail([f"rule pack: {p}" for p in exc.problems])
+    pack = load_pack(rules, base)
     text = render_catalogue(pack)
     if output == "-":
         sys.stdout.write(text)
@@ -210,6 +231,41 @@ def _write_atomic(target: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@rules_app.command("export")
+def rules_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write the packaged pack; must "
+                                              "not exist yet, or be empty.",
+                                              file_okay=False)],
+) -> None:
+    """Write the packaged rule pack out, to read it or to start an overlay against it.
+
+    Example: marrow-triage rules export marrow-aftercare-pack/
+    """
+    source = default_rules_path()
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        fail([f"{directory}: exists and is not an empty directory; nothing was written"])
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml"))
+    try:  # written whole or not at all: staged beside the target, then renamed
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError as exc:
+        fail([f"{directory}: cannot write: {exc.strerror or exc}"])
+    try:
+        for file in files:
+            target = staging / file.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(file.read_bytes())
+        if directory.exists():
+            directory.rmdir()
+        os.replace(staging, directory)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        fail([f"{directory}: cannot write: {exc.strerror or exc}"])
+    pack = RulePack.default()
+    typer.echo(f"wrote {pack.name} {pack.version} ({len(files)} files, sha256 {pack.sha256}) "
+               f"to {directory}", err=True)
 
 
 class SchemaName(enum.StrEnum):
@@ -248,6 +304,7 @@ def serve(
         help="Proxies (comma-separated addresses) whose X-Forwarded-* headers are "
              "believed; by default nobody's.",
         envvar="MARROW_TRIAGE_FORWARDED_ALLOW_IPS")] = None,
+    base: BaseOption = None,
 ) -> None:
     """Run the HTTP service (needs the "service" extra).
 
@@ -267,7 +324,7 @@ def serve(
     if host not in ("127.0.0.1", "::1", "localhost"):
         typer.echo(f"warning: listening on {host}, beyond this machine; reports are health "
                    "data: put TLS in front of the service", err=True)
-    engine = _engine(rules)
+    engine = load_engine(rules, base)
     try:
         application = create_app(engine)
     except ValueError as exc:

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from marrow_triage.adapters.cli.packs import BaseOption, RulesOption, load_engine
 from marrow_triage.adapters.cli.report_input import fail, read_report
 from marrow_triage.engine.triage import EngineError
 from marrow_triage.models import TriageResult
@@ -61,14 +62,15 @@ def _time(value: str, option: str) -> datetime:
 
 
 @contextmanager
-def _open(db: Path) -> Iterator[Timeline]:
-    """The timeline in ``db``, closed when the command is done."""
+def _open(db: Path, rules: Path | None = None, base: Path | None = None) -> Iterator[Timeline]:
+    """The timeline in ``db`` weighed with the pack asked for, closed when done."""
+    engine = load_engine(rules, base) if rules is not None else None
     try:
         store = SQLiteStore(db)
     except sqlite3.Error as exc:
         fail([f"--db {db}: cannot open: {exc}"])
     try:
-        yield Timeline(store)
+        yield Timeline(store, engine)
     finally:
         store.close()
 
@@ -89,12 +91,19 @@ def record(
                                                 "with a time zone).")],
     db: Db = DEFAULT_DB,
     as_json: AsJson = False,
+    rules: RulesOption = None,
+    base: BaseOption = None,
 ) -> None:
-    """Record a check-in and print its result, weighed with the episode's history."""
+    """Record a check-in and print its result, weighed with the episode's history.
+
+    --rules takes a full pack or a site overlay, as for ``check``.
+    """
     episode_id = _episode(episode)
     when = _time(at, "--at")
     report = read_report(file)
-    with _open(db) as timeline:
+    if base is not None and rules is None:
+        fail(["--base: give --rules OVERLAY as well; --base names the pack it extends"])
+    with _open(db, rules, base) as timeline:
         try:
             result = timeline.record(episode_id, report, when)
         except EngineError as exc:

@@ -563,6 +563,7 @@ def to_risk_assessment(
     version = library_version()
     resource: dict[str, Any] = {
         "resourceType": "RiskAssessment",
+        "language": result.locale,
         "extension": [
             {"url": RULE_PACK_SHA256_EXTENSION, "valueString": result.ruleset.sha256},
             {"url": LIBRARY_VERSION_EXTENSION, "valueString": version},
@@ -597,7 +598,9 @@ def _assessment_code() -> dict[str, Any]:
 
 
 def _method(ruleset: RulesetInfo, version: str) -> dict[str, Any]:
-    """The rule pack (name, version, sha256) and library version that gave the result."""
+    """The rule pack (name, version, sha256, the packs it overlays) and library version
+    that gave the result."""
+    chain = "".join(f" on {ref.name} {ref.version}" for ref in reversed(ruleset.chain[:-1]))
     return {
         "coding": [{
             "system": RULE_PACK_SYSTEM,
@@ -606,7 +609,7 @@ def _method(ruleset: RulesetInfo, version: str) -> dict[str, Any]:
             "display": f"marrow_triage rule pack {ruleset.name} {ruleset.version}",
         }],
         "text": (
-            f"marrow_triage {version}, rule pack {ruleset.name} {ruleset.version} "
+            f"marrow_triage {version}, rule pack {ruleset.name} {ruleset.version}{chain} "
             f"(sha256 {ruleset.sha256})"
         ),
     }
@@ -619,7 +622,7 @@ def _prediction(result: TriageResult) -> dict[str, Any]:
         "outcome": {"text": "Care needed after a bone marrow aspiration or biopsy"},
         "qualitativeRisk": {
             "coding": [{"system": URGENCY_SYSTEM, "code": level.value, "display": level.label}],
-            "text": f"{level.label}: {level.action}",
+            "text": f"{result.level_label or level.label}: {result.action}",
         },
         "rationale": result.summary,
     }

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Body, Depends, FastAPI, Request
+from fastapi import Body, Depends, FastAPI, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -58,7 +58,14 @@ from marrow_triage.adapters.cds_hooks.hooks import (
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.errors import CdsPrefetchError, ReportError
 from marrow_triage.errors import Problem as ErrorProblem
-from marrow_triage.models import Source, SymptomReport, TriageResult, Urgency, listed_errors
+from marrow_triage.models import (
+    PackRef,
+    Source,
+    SymptomReport,
+    TriageResult,
+    Urgency,
+    listed_errors,
+)
 from marrow_triage.pack.catalogue import condition_in_words
 from marrow_triage.pack.spec import RuleSpec
 
@@ -86,6 +93,12 @@ SECURITY_HEADERS = (
 
 _log = logging.getLogger("marrow_triage.adapters.service.app")
 
+AcceptLanguage = Annotated[
+    str | None,
+    Header(description="Language of the patient texts, e.g. `es` or `es-MX, en;q=0.5`; "
+           "English when the pack has none of them."),
+]
+
 
 class Problem(BaseModel):
     """An error answer: what went wrong, never echoing the report."""
@@ -110,6 +123,9 @@ class RulesInfo(BaseModel):
     version: str
     sha256: str
     description: str
+    chain: list[PackRef] = Field(description="The base pack, then each site overlay.")
+    locales: list[str] = Field(description="Languages results can be given in.")
+    routes: dict[str, str] = Field(description="Contact routes, as filled in (English).")
     rules: list[RuleEntry]
 
 
@@ -553,17 +569,24 @@ def _add_triage_routes(app: FastAPI, engine: TriageEngine, secured: list[Any],
                        max_batch: int) -> None:
     @app.post("/v1/triage", response_model=TriageResult, responses=_ERRORS,
               dependencies=secured, tags=["triage"])
-    async def triage_one(report: SymptomReport) -> TriageResult:
-        """Triage one symptom report."""
-        return await engine.triage_async(report)
+    async def triage_one(report: SymptomReport, response: Response,
+                         accept_language: AcceptLanguage = None) -> TriageResult:
+        """Triage one symptom report; texts in the best language of ``Accept-Language``
+        the rule pack has (English otherwise), named in ``Content-Language``."""
+        locale = negotiate_locale(accept_language, engine.pack.locales)
+        response.headers["Content-Language"] = locale
+        return await engine.triage_async(report, locale)
 
     Batch = Annotated[list[SymptomReport], Body(max_length=max_batch)]
 
     @app.post("/v1/triage/batch", response_model=list[TriageResult], responses=_ERRORS,
               dependencies=secured, tags=["triage"])
-    async def triage_batch(reports: Batch) -> list[TriageResult]:
+    async def triage_batch(reports: Batch, response: Response,
+                           accept_language: AcceptLanguage = None) -> list[TriageResult]:
         """Triage up to the batch limit of reports; results keep the input order."""
-        return await run_in_threadpool(engine.triage_many, reports)
+        locale = negotiate_locale(accept_language, engine.pack.locales)
+        response.headers["Content-Language"] = locale
+        return await run_in_threadpool(engine.triage_many, reports, locale)
 
 
 def _add_rules_route(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> None:
@@ -575,7 +598,8 @@ def _add_rules_route(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> 
         """The rule pack in use: name, version, sha256 and its rules."""
         return RulesInfo(
             name=pack.name, version=pack.version, sha256=pack.sha256,
-            description=pack.description,
+            description=pack.description, chain=list(pack.chain),
+            locales=list(pack.locales), routes=dict(pack.routes),
             rules=[_rule_entry(engine, r) for r in sorted(
                 pack.rules, key=lambda r: (-r.level.rank, r.id))],
         )
@@ -595,13 +619,22 @@ def _add_cds_routes(app: FastAPI, engine: TriageEngine) -> None:
               responses={**_ERRORS, 401: {"model": Problem, "description": "JWT rejected."},
                          412: {"description": "The check-in was not prefetched (a FHIR "
                                "OperationOutcome says why)."}})
-    async def cds_triage(request: CdsRequest) -> dict[str, Any]:
-        """CDS Hooks call: triage ``context.report`` or the prefetched QuestionnaireResponse."""
+    async def cds_triage(request: CdsRequest,
+                         accept_language: AcceptLanguage = None) -> dict[str, Any]:
+        """CDS Hooks call: triage ``context.report`` or the prefetched QuestionnaireResponse.
+
+        The card's texts are in the QuestionnaireResponse's ``language`` when the pack has
+        it, else in the best language of ``Accept-Language``, else English.
+        """
         report = await run_in_threadpool(_cds_report, request)
         if report is None:
             return {"cards": []}
-        result = await engine.triage_async(report)
-        return {"cards": build_cards(result, engine.pack)}
+        pack = engine.pack
+        language = _prefetched_language(request)
+        locale = (pack.match_locale(language) if language else None) or \
+            negotiate_locale(accept_language, pack.locales)
+        result = await engine.triage_async(report, locale)
+        return {"cards": build_cards(result, pack)}
 
 
 def _add_cds_feedback_routes(app: FastAPI, secured: list[Any]) -> None:
@@ -622,6 +655,47 @@ def _add_cds_feedback_routes(app: FastAPI, secured: list[Any]) -> None:
     async def cds_feedback_counts() -> FeedbackCounts:
         """CDS Hooks feedback counted since the service started (counts only)."""
         return FeedbackCounts(**feedback.counts())
+
+
+def negotiate_locale(header: str | None, locales: tuple[str, ...]) -> str:
+    """The best of ``locales`` for an ``Accept-Language`` header (RFC 9110); ``en`` when
+    none matches. ``es-MX`` matches ``es``; a ``q=0`` range is refused, not chosen."""
+    if not header:
+        return "en"
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")[:32]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if tag and quality > 0:
+            ranked.append((-quality, index, tag.strip().lower()))
+    for _, _, tag in sorted(ranked):
+        if tag == "*":
+            return "en"
+        primary = tag.split("-", 1)[0]
+        for candidate in (tag, primary):
+            if candidate in locales:
+                return candidate
+    return "en"
+
+
+def _prefetched_language(request: CdsRequest) -> str | None:
+    """The ``language`` of the prefetched QuestionnaireResponse, if it says one."""
+    if "report" in request.context:
+        return None
+    value = (request.prefetch or {}).get(PREFETCH_KEY)
+    try:
+        qr = _first_questionnaire_response(value)
+    except RequestValidationError:
+        return None
+    language = qr.get("language") if isinstance(qr, dict) else None
+    return language if isinstance(language, str) else None
 
 
 def _questionnaire_url() -> str | None:
