@@ -112,9 +112,9 @@ def test_requests_that_arrive_in_time_are_served_and_kept_alive(quick: LiveServe
 
 
 class _SlowEngine(TriageEngine):
-    def triage(self, report: Any) -> Any:
+    def triage(self, report: Any, locale: str | None = None) -> Any:
         time.sleep(1.5)
-        return super().triage(report)
+        return super().triage(report, locale)
 
 
 def test_time_spent_triaging_does_not_count(quick: LiveServer) -> None:

@@ -146,6 +146,8 @@ class TriageEngine:
         """Triage without blocking the event loop (runs in a worker thread)."""
         import asyncio  # here, not at the top: it is a large part of cold start
         validated = _as_report(report)
+        if locale is None:  # as before locales: a subclass's triage(report) still works
+            return await asyncio.to_thread(self.triage, validated)
         return await asyncio.to_thread(self.triage, validated, locale)
 
 
