@@ -43,8 +43,9 @@ BASE_META: dict[str, Any] = {
     "version": "1.2.0",
     "documents": {"doc": {"title": "Test document", "publisher": "Tests"}},
     "parameters": {
-        "fever_c": {"value": 38.3, "description": "Fever threshold.", "unit": "°C"},
-        "pain_severe": {"value": 7, "description": "Severe pain on the 0-10 scale."},
+        "fever_c": {"value": 38.3, "description": "Fever threshold in °C.", "source": SOURCE},
+        "pain_severe": {"value": 7, "description": "Severe pain on the 0-10 scale.",
+                        "source": SOURCE},
     },
     "routes": {
         "care_team_day": "your care team's day line",
@@ -75,11 +76,11 @@ BASE_META: dict[str, Any] = {
 
 BASE_RULES: list[dict[str, Any]] = [
     {"id": "fever", "title": "Fever", "level": "urgent",
-     "when": {"temperature_c": {"at_least": {"param": "fever_c"}}},
+     "when": {"temperature_c": {"at_least": "$fever_c"}},
      "explanation": "Temperature {temperature_c} is at or above {fever_c} °C.",
      "advice": ["Call {care_team_24h} and tell them your temperature."], "source": SOURCE},
     {"id": "severe-site-pain", "title": "Severe pain", "level": "urgent",
-     "when": {"site_pain": {"at_least": {"param": "pain_severe"}}},
+     "when": {"site_pain": {"at_least": "$pain_severe"}},
      "explanation": "Pain is {site_pain}, at or above {pain_severe}/10.",
      "advice": ["Call {care_team_24h} about the pain."], "source": SOURCE},
     {"id": "site-redness", "title": "Redness", "level": "soon",
@@ -170,8 +171,9 @@ def test_a_lowered_fever_threshold_changes_the_test_and_every_text(tmp_path: Pat
     assert finding.explanation == "Temperature 37.6 °C (99.6 °F) is at or above 37.5 °C."
     assert finding.acknowledged_downgrades == ()  # lower is the cautious way
     pack = RulePack.from_path(site, base=base)
-    assert str(pack.parameters["fever_c"].value) == "75/2"
-    assert "`fever_c` = 37.5 °C" in render_catalogue(pack)
+    assert pack.parameters["fever_c"].value == 37.5
+    assert "`fever_c` = 37.5: Fever threshold in °C. *(overlay site 1.0.0: value 38.3 -> 37.5)*" \
+        in render_catalogue(pack)
 
 
 def test_raising_a_red_flag_threshold_needs_an_acknowledgement(tmp_path: Path,
@@ -205,9 +207,9 @@ def test_an_acknowledgement_on_a_safe_change_is_refused(tmp_path: Path, base: Pa
 def test_a_parameter_value_that_the_fact_cannot_take_names_rule_and_parameter(
         tmp_path: Path, base: Path) -> None:
     site = overlay(tmp_path / "site", {"parameters": {"pain_severe": 6.5}})
-    problems = problems_of(site, base)
-    assert any(rule == "severe-site-pain" and "pain_severe" in field and "whole number" in msg
-               for _, rule, field, msg in problems), problems
+    [problem] = problems_of(site, base)
+    assert problem[:3] == ("site/pack.yaml", "severe-site-pain", "parameters.pain_severe")
+    assert "site_pain is a whole number; 6.5 is not" in problem[3]
 
 
 # --- levels, wording, added and disabled rules --------------------------------------------
@@ -548,7 +550,7 @@ def test_cli_rules_docs_marks_what_the_overlay_changed(tmp_path: Path, base: Pat
                                    "--output", "-"])
     assert out.exit_code == 0, out.output
     assert "## Overlay chain" in out.stdout
-    assert "`fever_c` = 38 °C: Fever threshold. *(overlay site 1.0.0: value 38.3 -> 38)*" in \
+    assert "`fever_c` = 38: Fever threshold in °C. *(overlay site 1.0.0: value 38.3 -> 38)*" in \
         out.stdout
     assert "**Changed by overlay** site 1.0.0: changed level" in out.stdout
 

@@ -131,7 +131,12 @@ def _parse_test(field: FactField, op: TestOp, value: object, path: str,
                 raise ConditionError(path, f"unknown parameter {value!r}"
                                      f"{suggest(name, tuple(parameters))}; parameters are "
                                      "declared under `parameters:` in pack.yaml")
-            return FieldTest(field.name, op, _threshold(field, parameters[name], path), name)
+            try:
+                threshold = _threshold(field, parameters[name], path)
+            except ConditionError as exc:
+                raise ConditionError(path, f"parameter {value} = {parameters[name]!r}: "
+                                     f"{exc.message}") from None
+            return FieldTest(field.name, op, threshold, name)
         return FieldTest(field.name, op, _threshold(field, value, path))
     if field.kind == "text":
         raise ConditionError(path, f"{field.name} is free text, never interpreted: only "

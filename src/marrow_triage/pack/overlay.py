@@ -29,9 +29,10 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 from pydantic import ValidationError
 
-from marrow_triage.errors import Problem
+from marrow_triage.errors import ConditionError, Problem
 from marrow_triage.models import PackRef, Urgency
-from marrow_triage.pack.conditions import suggest
+from marrow_triage.pack.conditions import parse_condition, suggest
+from marrow_triage.pack.facts import TIMELINE_FACT_FIELDS
 from marrow_triage.pack.spec import (
     DisabledRule,
     DisableSpec,
@@ -332,7 +333,15 @@ class _Merger:
             before = self.old_parameters.get(name)
             after = _number(self.merged.meta["parameters"].get(name, {}).get("value"))
             label = self.merged.labels.get(f"parameters.{name}", self.layer.meta_label)
-            unsafe = [(item_id, op) for item_id, op, warns in uses.get(name, ()) if warns and
+            value = self.merged.meta["parameters"].get(name, {}).get("value")
+            for item_id, op, _, fact in uses.get(name, ()):
+                try:  # the new value must be one the fact can be tested against
+                    parse_condition({fact: {op: value}}, fields=TIMELINE_FACT_FIELDS)
+                except ConditionError as exc:
+                    self.problem(label, item_id, f"parameters.{name}",
+                                 f"{name} = {value!r} cannot be a threshold of {fact}: "
+                                 f"{exc.message}")
+            unsafe = [(item_id, op) for item_id, op, warns, _ in uses.get(name, ()) if warns and
                       before is not None and after is not None and
                       ((op == "at_least" and after > before) or
                        (op == "below" and after < before))]
@@ -343,7 +352,7 @@ class _Merger:
                 self._guard(label, None, f"parameters.{name}", ack,
                             f"{way} {name} from {_shown(before)} to {_shown(after)}, so "
                             f"{rules} fire(s) less often",
-                            sorted({item_id for item_id, _, _ in uses.get(name, ())}))
+                            sorted({use[0] for use in uses.get(name, ())}))
             elif ack is not None:
                 self.problem(label, None, f"parameters.{name}.acknowledge_downgrade",
                              "this value makes no warning rule fire less; remove the "
@@ -389,19 +398,20 @@ def _leaves(data: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
 
 
 def _parameter_uses(items: Mapping[str, Mapping[str, Entry]]
-                    ) -> dict[str, list[tuple[str, str, bool]]]:
-    """Per parameter: (item id, test, whether that item can raise the level)."""
-    uses: dict[str, list[tuple[str, str, bool]]] = {}
+                    ) -> dict[str, list[tuple[str, str, bool, str]]]:
+    """Per parameter: (item id, test, whether that item can raise the level, fact)."""
+    uses: dict[str, list[tuple[str, str, bool, str]]] = {}
     for kind, entries in items.items():
         for item_id, (_, data) in entries.items():
             level = _level(data.get("level"))
             warns = kind == "questions" or (level is not None and level > Urgency.SELF_CARE)
-            for name, op in _param_tests(data.get("when")):
-                uses.setdefault(name, []).append((item_id, op, warns))
+            for name, op, fact in _param_tests(data.get("when")):
+                uses.setdefault(name, []).append((item_id, op, warns, fact))
     return uses
 
 
-def _param_tests(when: object) -> Iterator[tuple[str, str]]:
+def _param_tests(when: object) -> Iterator[tuple[str, str, str]]:
+    """Each ``$name`` threshold in a condition as written: (parameter, test, fact)."""
     if not isinstance(when, Mapping):
         return
     for key, value in when.items():
@@ -412,7 +422,7 @@ def _param_tests(when: object) -> Iterator[tuple[str, str]]:
             for op in ("at_least", "below"):
                 ref = value.get(op)
                 if isinstance(ref, str) and ref.startswith("$"):
-                    yield ref[1:], op
+                    yield ref[1:], op, str(key)
 
 
 def _level(value: object) -> Urgency | None:
