@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -221,14 +222,16 @@ class _InputModel(_Model):
         if not isinstance(data, dict) or len(data) <= MAX_LISTED_PROBLEMS:
             return handler(data)
         fields = cls.model_fields
-        unknown = [key for key in data if key not in fields]
-        if len(unknown) <= MAX_LISTED_PROBLEMS:
+        # Counted through the few fields, not the many keys: the work stays bounded too.
+        unknown = len(data) - sum(1 for name in fields if name in data)
+        if unknown <= MAX_LISTED_PROBLEMS:
             return handler(data)
+        first = islice((key for key in data if key not in fields), MAX_LISTED_PROBLEMS)
         listed = [
             InitErrorDetails(type="extra_forbidden", loc=(key,), input=data[key])
-            for key in unknown[:MAX_LISTED_PROBLEMS]
+            for key in first
         ]
-        rest = len(unknown) - MAX_LISTED_PROBLEMS
+        rest = unknown - MAX_LISTED_PROBLEMS
         listed.append(InitErrorDetails(
             type=PydanticCustomError(
                 _TOO_MANY,
