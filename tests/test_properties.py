@@ -540,3 +540,28 @@ class _NoCheckins:
 
     def checkins(self, episode_id: str) -> list[Any]:
         return []
+
+
+def test_benign_values_sit_below_the_packs_own_thresholds(pack_copy: Path) -> None:
+    """The strategies' benign values follow the pack they are given: with the fever and
+    pain thresholds lowered in a copy of the pack, benign values stay below the new ones."""
+    from marrow_triage.testing import _benign_values
+
+    for name in ("emergencies.yaml", "warning-signs.yaml", "risk-factors.yaml",
+                 "questions.yaml"):
+        path = pack_copy / name
+        text = path.read_text("utf-8").replace("38.0", "37.5")  # thresholds and their texts
+        text = text.replace("site_pain: {at_least: 7}", "site_pain: {at_least: 5}")
+        text = text.replace("{site_pain}, at or above 7/10", "{site_pain}, at or above 5/10")
+        path.write_text(text, "utf-8")
+    benign = _benign_values(RulePack.from_path(pack_copy))
+
+    @settings(max_examples=200, deadline=None)
+    @given(reading=benign["temperature"], site_pain=benign["site_pain"])
+    def check(reading: Any, site_pain: int) -> None:
+        celsius = exact(reading.value) if reading.unit.value == "C" else \
+            (exact(reading.value) - 32) * Fraction(5, 9)
+        assert Fraction(30) <= celsius < Fraction(375, 10)
+        assert site_pain < 5
+
+    check()

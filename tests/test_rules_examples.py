@@ -466,13 +466,8 @@ def test_every_question_is_asked_and_not_asked_in_some_example(pack: RulePack) -
 def test_every_numeric_threshold_is_tried_at_and_either_side(pack: RulePack) -> None:
     """For each `at_least`/`below` threshold, some example sits at it and on each side."""
     from marrow_triage.models import SymptomReport
-    from marrow_triage.pack.conditions import FieldTest
+    from marrow_triage.pack.conditions import field_tests
     from marrow_triage.pack.facts import report_facts
-
-    def tests(condition: object) -> list[FieldTest]:
-        if isinstance(condition, FieldTest):
-            return [condition]
-        return [t for part in condition.parts for t in tests(part)]  # type: ignore[attr-defined]
 
     values: dict[str, set[object]] = {}
     for e in EXAMPLES:
@@ -481,7 +476,7 @@ def test_every_numeric_threshold_is_tried_at_and_either_side(pack: RulePack) -> 
     for rule in pack.rules:
         if rule.when is None:
             continue
-        for test in tests(rule.when):
+        for test in field_tests(rule.when):
             if test.op in ("at_least", "below"):
                 seen = values.get(test.field, set())
                 assert test.value in seen, (rule.id, test)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from itertools import islice
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -184,10 +185,12 @@ class NauseaOrVomiting(enum.StrEnum):
 
 # Plausible ranges of a body temperature taken at home. Outside them the reading is a
 # typo or a broken thermometer, and triaging it would give a confident wrong answer.
-TEMPERATURE_LIMITS: dict[TemperatureUnit, tuple[float, float]] = {
-    TemperatureUnit.CELSIUS: (30.0, 45.0),
-    TemperatureUnit.FAHRENHEIT: (86.0, 113.0),
-}
+_CELSIUS_LIMITS = (30.0, 45.0)
+TEMPERATURE_LIMITS: Mapping[TemperatureUnit, tuple[float, float]] = MappingProxyType({
+    TemperatureUnit.CELSIUS: _CELSIUS_LIMITS,
+    TemperatureUnit.FAHRENHEIT: (_CELSIUS_LIMITS[0] * 9 / 5 + 32, _CELSIUS_LIMITS[1] * 9 / 5 + 32),
+})
+"""Per unit, the lowest and highest reading accepted (the fact schema's range too)."""
 MAX_HOURS_SINCE_PROCEDURE = 24 * 365
 MAX_OTHER_CONCERN_LENGTH = 1000
 """Longest free-text concern accepted: a message for a person to read, not a document."""

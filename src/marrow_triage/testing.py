@@ -29,6 +29,7 @@ Strategies:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -53,7 +54,7 @@ from marrow_triage.models import (
     TemperatureUnit,
     Urgency,
 )
-from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
+from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest, field_tests
 from marrow_triage.pack.facts import FACT_FIELDS, FactField
 from marrow_triage.pack.spec import RulePack, RuleSpec
 
@@ -108,14 +109,6 @@ def _is_decimal(value: Fraction, places: int = 6) -> bool:
     return bool((value * 10**places).denominator == 1)
 
 
-def _tests(condition: Condition) -> Iterable[FieldTest]:
-    if isinstance(condition, FieldTest):
-        yield condition
-    else:
-        for part in condition.parts:
-            yield from _tests(part)
-
-
 def _thresholds(pack: RulePack, fact: str) -> list[Fraction]:
     """Every numeric threshold the pack holds ``fact`` against, sorted."""
     found: set[Fraction] = set()
@@ -123,7 +116,7 @@ def _thresholds(pack: RulePack, fact: str) -> list[Fraction]:
     for condition in conditions:
         if condition is None:
             continue
-        for test in _tests(condition):
+        for test in field_tests(condition):
             if test.field == fact and isinstance(test.value, Fraction):
                 found.add(test.value)
     return sorted(found)
@@ -235,35 +228,78 @@ def report_dicts(
 
 # --- reports at a chosen level -------------------------------------------------------
 
-def _benign_values() -> dict[str, st.SearchStrategy[Any]]:
-    """Values the packaged rules treat as expected after the procedure (self care)."""
-    no = st.just(False)
-    return {
-        "temperature": st.one_of(
-            _decimal_steps(Fraction(35), Fraction(3799, 100), _CENT).map(
-                lambda v: Temperature(value=_float(v), unit=TemperatureUnit.CELSIUS)),
-            _decimal_steps(Fraction(95), Fraction(10039, 100), _CENT).map(
-                lambda v: Temperature(value=_float(v), unit=TemperatureUnit.FAHRENHEIT)),
-        ),
-        "bleeding": st.sampled_from(["none", "spots_on_dressing", "stops_with_pressure"]),
-        "site_discharge": st.just("none"),
-        "site_pain": st.integers(0, 6),
-        "back_or_abdominal_pain": st.integers(0, 3),
-        "pain_trend": st.sampled_from(["better", "same"]),
-        "nausea_or_vomiting": st.sampled_from(["none", "nausea"]),
-        "bruising": st.sampled_from(["none", "mild"]),
-        "pain_down_back_of_leg": st.booleans(),
-        "received_sedation": st.booleans(),
-        **{name: no for name in _FLAGS if name not in ("pain_down_back_of_leg",
-                                                        "received_sedation")},
-    }
+def _benign_values(pack: RulePack) -> dict[str, st.SearchStrategy[Any]]:
+    """Values that on their own fire no rule of ``pack`` above self care.
+
+    An enum or flag value is benign when no rule above self care names it. A number is
+    benign below every ``at_least`` threshold of a test that decides such a rule by that
+    field alone (the whole condition, an ``any`` part, or an ``all`` of tests of that one
+    field), from the field's minimum up. A combination of benign values can still fire a
+    rule (an ``all`` over several fields): :func:`reports_at_level` filters those out.
+    """
+    warnings = [rule.when for rule in pack.rules
+                if rule.when is not None and rule.level is not Urgency.SELF_CARE]
+    named = [test for condition in warnings for test in field_tests(condition)]
+    deciding = [test for condition in warnings for test in _deciding_tests(condition)]
+    benign: dict[str, st.SearchStrategy[Any]] = {}
+    for name, field in FACT_FIELDS.items():
+        if name == "hours_since_procedure":
+            continue  # drawn on its own (see _hours)
+        if field.kind in ("enum", "boolean"):
+            fired_by = {v for t in named if t.field == name and t.op in ("is", "one_of")
+                        for v in (t.value if isinstance(t.value, tuple) else (t.value,))}
+            choices = [v for v in (field.values or (False, True)) if v not in fired_by]
+            if choices:
+                benign[field.report_field] = st.sampled_from(choices)
+            continue
+        tests = [t for t in deciding if t.field == name]
+        if field.kind not in ("number", "integer") or field.minimum is None \
+                or field.maximum is None:
+            continue  # free text, or an unbounded number: no benign range to draw from
+        limit = min((t.value for t in tests if t.op == "at_least"
+                     and isinstance(t.value, Fraction)), default=None)
+        if name == "temperature_c":
+            benign[field.report_field] = _temperatures(field.minimum, field.maximum, limit)
+        elif limit is None or limit > field.minimum:
+            high = field.maximum if limit is None else math.ceil(limit) - 1
+            benign[field.report_field] = st.integers(int(field.minimum), int(high))
+    return benign
+
+
+def _deciding_tests(condition: Condition) -> list[FieldTest]:
+    """The field tests that decide ``condition`` by their field alone."""
+    if isinstance(condition, FieldTest):
+        return [condition]
+    if isinstance(condition, AnyOf):
+        return [test for part in condition.parts for test in _deciding_tests(part)]
+    tests = list(field_tests(condition))
+    return tests if len({t.field for t in tests}) == 1 else []
+
+
+def _temperatures(low_c: Fraction, high_c: Fraction,
+                  below_c: Fraction | None) -> st.SearchStrategy[Temperature]:
+    """Readings in °C or °F, in hundredths, within ``[low_c, high_c]`` and below ``below_c``."""
+    def hundredths(low: Fraction, high: Fraction, below: Fraction | None) -> st.SearchStrategy[
+            Fraction]:
+        top = Fraction(math.floor(high * 100), 100)
+        if below is not None:
+            top = min(top, Fraction(math.ceil(below * 100) - 1, 100))
+        return _decimal_steps(Fraction(math.ceil(low * 100), 100), top, _CENT)
+
+    below_f = None if below_c is None else _fahrenheit(below_c)
+    return st.one_of(
+        hundredths(low_c, high_c, below_c).map(
+            lambda v: Temperature(value=_float(v), unit=TemperatureUnit.CELSIUS)),
+        hundredths(_fahrenheit(low_c), _fahrenheit(high_c), below_f).map(
+            lambda v: Temperature(value=_float(v), unit=TemperatureUnit.FAHRENHEIT)),
+    )
 
 
 def _mostly_benign(pack: RulePack, wild: int) -> st.SearchStrategy[dict[str, Any]]:
     """Benign report values, except that up to ``wild`` fields are drawn from all their
     valid values (so warning signs turn up now and then); any field may be unanswered."""
     anything = _any_values(pack)
-    benign = _benign_values()
+    benign = _benign_values(pack)
     names = sorted(benign)
     hours = st.one_of(_decimal_steps(Fraction(0), Fraction(240), _CENT).map(_float), _hours(pack))
 
@@ -414,7 +450,7 @@ def reports_at_level(
         rules = tuple(r for r in pack.rules if r.level is target)
         if not rules:
             raise ValueError(f"no rule of pack {pack.name!r} has level {target.value}")
-        benign, hours = _benign_values(), _hours(pack)
+        benign, hours = _benign_values(pack), _hours(pack)
         trigger = st.sampled_from(rules).flatmap(
             lambda rule: _trigger((rule,), pack, benign, hours))
         candidates = st.builds(_merged, _mostly_benign(pack, wild=2), trigger)

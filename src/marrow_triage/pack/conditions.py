@@ -36,6 +36,7 @@ __all__ = [
     "FieldTest",
     "condition_fields",
     "condition_to_data",
+    "field_tests",
     "parse_condition",
     "suggest",
     "thresholds",
@@ -193,22 +194,23 @@ def _scalar(field: FactField, value: object, path: str) -> str | int | bool:
 def condition_fields(condition: Condition) -> list[str]:
     """Fact names the condition reads, in first-use order, without repeats."""
     seen: dict[str, None] = {}
-    for test in _tests(condition):
+    for test in field_tests(condition):
         seen.setdefault(test.field)
     return list(seen)
 
 
-def _tests(condition: Condition) -> Iterator[FieldTest]:
+def field_tests(condition: Condition) -> Iterator[FieldTest]:
+    """Every field test in the condition tree, depth first, in written order."""
     if isinstance(condition, FieldTest):
         yield condition
     else:
         for part in condition.parts:
-            yield from _tests(part)
+            yield from field_tests(part)
 
 
 def thresholds(condition: Condition) -> list[Fraction]:
     """Numeric thresholds in the condition, for checking that explanations show them."""
-    return [t.value for t in _tests(condition) if isinstance(t.value, Fraction)]
+    return [t.value for t in field_tests(condition) if isinstance(t.value, Fraction)]
 
 
 def condition_to_data(condition: Condition) -> object:

@@ -15,12 +15,14 @@ from types import MappingProxyType
 from typing import Literal
 
 from marrow_triage.models import (
+    TEMPERATURE_LIMITS,
     Bleeding,
     Bruising,
     NauseaOrVomiting,
     PainTrend,
     SiteDischarge,
     SymptomReport,
+    TemperatureUnit,
 )
 from marrow_triage.units import celsius, exact
 
@@ -74,7 +76,9 @@ FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
         FactField("hours_since_procedure", "number", "Hours since the procedure.",
                   minimum=Fraction(0), report_field="hours_since_procedure"),
         FactField("temperature_c", "number", "Temperature in °C (exact, from °C or °F).",
-                  minimum=Fraction(30), maximum=Fraction(45), report_field="temperature"),
+                  minimum=exact(TEMPERATURE_LIMITS[TemperatureUnit.CELSIUS][0]),
+                  maximum=exact(TEMPERATURE_LIMITS[TemperatureUnit.CELSIUS][1]),
+                  report_field="temperature"),
         _enum("bleeding", Bleeding, "Bleeding at the needle site."),
         _enum("site_discharge", SiteDischarge, "Fluid from the needle site."),
         _pain("site_pain", "Pain at the needle site, 0 to 10."),

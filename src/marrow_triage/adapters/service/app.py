@@ -66,7 +66,7 @@ from marrow_triage.models import (
     Urgency,
     listed_errors,
 )
-from marrow_triage.pack.catalogue import condition_in_words
+from marrow_triage.pack.catalogue import rule_condition_in_words
 from marrow_triage.pack.spec import RuleSpec
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "create_app"]
@@ -391,14 +391,8 @@ def _operation_outcome(status: int, text: str, diagnostics: str) -> JSONResponse
 
 
 def _rule_entry(engine: TriageEngine, rule: RuleSpec) -> RuleEntry:
-    if rule.when_findings is not None:
-        when = (f"{rule.when_findings.at_least} or more findings at level "
-                f"{rule.when_findings.level.value}")
-    else:
-        assert rule.when is not None
-        when = condition_in_words(rule.when)
-    return RuleEntry(id=rule.id, title=rule.title, level=rule.level, when=when,
-                     source=engine.pack.source(rule))
+    return RuleEntry(id=rule.id, title=rule.title, level=rule.level,
+                     when=rule_condition_in_words(rule), source=engine.pack.source(rule))
 
 
 def _cds_clients(cds_keys: CdsClients | Mapping[str, KeySpec] | None) -> CdsClients | None:
