@@ -45,13 +45,15 @@ def expected_fever_sustained(earlier: list[tuple[datetime, SymptomReport]],
     """Some earlier reading ≥ 38.0 °C an hour or more ago starts an unbroken run to now."""
     if report.temperature is None or celsius(report.temperature) < 38:
         return False
-    readings = sorted((when, celsius(r.temperature)) for when, r in earlier
-                      if r.temperature is not None and when <= at)
+    # In time order, check-ins at the same instant in the order they were recorded: the
+    # store's order (at, then sequence), not the order of the readings' values.
+    readings = sorted(((when, celsius(r.temperature)) for when, r in earlier
+                       if r.temperature is not None and when <= at), key=lambda w: w[0])
     readings.append((at, celsius(report.temperature)))
-    for start, value in readings[:-1]:
+    for index, (start, value) in enumerate(readings[:-1]):
         if value < 38 or at - start < timedelta(minutes=60):
             continue
-        window = [(w, v) for w, v in readings if w >= start]
+        window = readings[index:]
         gaps_ok = all(b[0] - a[0] <= timedelta(hours=4) for a, b in pairwise(window))
         if gaps_ok and all(v >= Fraction(38) for _, v in window):
             return True
