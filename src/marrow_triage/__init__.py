@@ -10,11 +10,10 @@ It supports, and does not replace, clinical judgement.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from marrow_triage.audit import audit_record
-from marrow_triage.engine.triage import TriageEngine
+from marrow_triage.engine.triage import TriageEngine, default_engine
 from marrow_triage.errors import (
     CdsAuthError,
     CdsError,
@@ -84,12 +83,6 @@ __all__ = [
     "default_engine",
     "triage",
 ]
-
-
-@lru_cache(maxsize=1)
-def default_engine() -> TriageEngine:
-    """The engine for the packaged rule pack, built on first use and then shared."""
-    return TriageEngine.default()
 
 
 def triage(report: SymptomReport | dict[str, Any], locale: str | None = None) -> TriageResult:

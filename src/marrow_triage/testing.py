@@ -39,7 +39,7 @@ from typing import Any
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from marrow_triage.engine.triage import TriageEngine
+from marrow_triage.engine.triage import TriageEngine, default_engine
 from marrow_triage.models import (
     MAX_HOURS_SINCE_PROCEDURE,
     MAX_OTHER_CONCERN_LENGTH,
@@ -89,10 +89,6 @@ def concern_texts() -> st.SearchStrategy[str]:
 
 
 def _default_pack() -> RulePack:
-    from marrow_triage import (
-        default_engine,  # the package's shared engine; imported late (no cycle)
-    )
-
     return default_engine().pack
 
 
@@ -458,6 +454,4 @@ def reports_at_level(
 
 
 def _engine() -> TriageEngine:
-    from marrow_triage import default_engine
-
     return default_engine()

@@ -2,3 +2,5 @@
 
 They import the core; the core (models, units, pack, engine, timeline) never imports them.
 """
+
+__all__: list[str] = []  # its modules are imported by name

@@ -9,6 +9,7 @@ Everything about durable_rules (and what keeps it from crashing) is in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from marrow_triage.errors import EngineError, LocaleError
 from marrow_triage.models import SymptomReport, TriageResult, invalid_report
 from marrow_triage.pack.spec import RulePack
 
-__all__ = ["EngineError", "ReportInput", "TriageEngine"]
+__all__ = ["EngineError", "ReportInput", "TriageEngine", "default_engine"]
 
 ReportInput = SymptomReport | Mapping[str, Any]
 """A report as the engine takes it: a :class:`SymptomReport` or a dict of its JSON form."""
@@ -158,3 +159,17 @@ def _as_report(report: ReportInput) -> SymptomReport:
         return SymptomReport.model_validate(report)
     except ValidationError as exc:
         raise invalid_report(exc) from exc
+
+
+@cache
+def default_engine() -> TriageEngine:
+    """The engine for the packaged rule pack: built on first use, then shared.
+
+    The library's one piece of module state, on purpose: a lazily built engine that never
+    changes once built (its pack, compiled ruleset and explainer are fixed; its host pool
+    and caches hold only what the pack determines), safe to share between threads and
+    across ``fork``. :func:`marrow_triage.triage`, a :class:`~marrow_triage.timeline.Timeline`
+    made without an engine and :mod:`marrow_triage.testing` use it; build your own
+    :class:`TriageEngine` for any other pack.
+    """
+    return TriageEngine.default()

@@ -27,7 +27,7 @@ from typing import Any
 from marrow_triage.engine.durable import EvaluatorPool, fact_members
 from marrow_triage.engine.encode import compile_timeline
 from marrow_triage.engine.explain import MeasuredValues
-from marrow_triage.engine.triage import TriageEngine
+from marrow_triage.engine.triage import TriageEngine, default_engine
 from marrow_triage.errors import TimelineError
 from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.conditions import condition_fields
@@ -83,7 +83,6 @@ class Timeline:
     def __init__(self, store: Store, engine: TriageEngine | None = None, *,
                  expire_after_days: float = 30) -> None:
         if engine is None:
-            from marrow_triage import default_engine
             engine = default_engine()
         if not expire_after_days > 0:
             raise ValueError("expire_after_days must be positive")
