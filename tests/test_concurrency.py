@@ -10,33 +10,19 @@ the run. The full-size runs (8 threads x 100,000) are in benchmarks/stress.py.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import multiprocessing
 import threading
 import warnings
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from marrow_triage import TriageEngine
+from report_mix import mixed_reports
 
 THREADS = 8
 PER_THREAD = 600
-
-
-def _load_mix() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mix.py"
-    spec = importlib.util.spec_from_file_location("marrow_bench_mix", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mixed_reports = _load_mix().mixed_reports
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +38,6 @@ def reports() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def serial(engine: TriageEngine, reports: list[dict[str, Any]]) -> list[str]:
     return [engine.triage(r).model_dump_json() for r in reports]
-
-
-def test_mix_is_realistic(engine: TriageEngine, reports: list[dict[str, Any]]) -> None:
-    levels = [engine.triage(r).level.value for r in reports[:1000]]
-    assert levels.count("self_care") > 500
-    assert levels.count("emergency") > 10
-    assert levels.count("urgent") + levels.count("soon") > 100
 
 
 def _run_in_threads(work: Callable[[int], None]) -> None:

@@ -4,10 +4,12 @@ patient another patient's values: every cached answer must equal a freshly built
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from marrow_triage import SymptomReport, TriageEngine
+from marrow_triage import SymptomReport, TriageEngine, Urgency
 from marrow_triage.engine.explain import Explainer
 from marrow_triage.testing import reports
 
@@ -31,6 +33,17 @@ def test_cached_answers_equal_fresh_ones_even_when_the_cache_overflows(
         assert shared.build(report, rules, questions) == fresh
 
 
-def test_equal_reports_share_one_result_object() -> None:
+def test_a_shared_result_cannot_be_changed_by_one_of_its_holders() -> None:
+    """Equal reports may share one cached result: it must be immutable, or one caller's
+    change would show in another patient's result."""
     report = {"hours_since_procedure": 30, "site_pain": 3, "bruising": "mild"}
-    assert ENGINE.triage(report) is ENGINE.triage(dict(report))
+    first = ENGINE.triage(report)
+    with pytest.raises(ValidationError):
+        first.level = Urgency.EMERGENCY  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        first.findings[0].explanation = "changed"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        first.advice.append("changed")  # type: ignore[attr-defined]
+    second = ENGINE.triage(dict(report))
+    assert second == first
+    assert second.model_dump_json() == first.model_dump_json()

@@ -11,7 +11,6 @@ must give a result for every one.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -26,22 +25,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marrow_triage import RulePack, RulePackError, TriageEngine, TriageResult
+from report_mix import mixed_reports
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
 RULE_FILES = sorted(p.name for p in RULES_DIR.glob("*.yaml"))
 CONTENT_FILES = [name for name in RULE_FILES if name != "pack.yaml"]
 
 
-def _mix() -> list[dict[str, Any]]:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mix.py"
-    spec = importlib.util.spec_from_file_location("marrow_bench_mix", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.mixed_reports(15, seed=3)  # type: ignore[no-any-return]
-
-
-REPORTS = [*_mix(), {"hours_since_procedure": 0}]
+REPORTS = [*mixed_reports(15, seed=3), {"hours_since_procedure": 0}]
 
 # MARROW_PACK_EXAMPLES=2000 for a long local run.
 fast = settings(max_examples=int(os.environ.get("MARROW_PACK_EXAMPLES", "50")), deadline=None,

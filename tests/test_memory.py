@@ -8,13 +8,13 @@ here. RSS is read from /proc/self/statm.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
 from marrow_triage import TriageEngine
+from report_mix import mixed_reports
 
 WARMUP = 3000
 EVALUATIONS = 14000
@@ -26,19 +26,10 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _mixed_reports(n: int) -> list[dict[str, object]]:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mix.py"
-    spec = importlib.util.spec_from_file_location("marrow_bench_mix", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.mixed_reports(n, seed=11)  # type: ignore[no-any-return]
-
-
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
 def test_rss_stays_flat_over_many_evaluations() -> None:
     engine = TriageEngine.default()
-    reports = _mixed_reports(2000)
+    reports = mixed_reports(2000, seed=11)
     for i in range(WARMUP):
         engine.triage(reports[i % len(reports)])
     engine.triage_many(reports)
