@@ -281,7 +281,20 @@ def test_wrong_answer_type_is_named(link_id: str, answer: dict[str, Any], expect
 def test_hours_given_as_text_is_refused() -> None:
     qr = _qr()
     qr["item"][0]["answer"] = [{"valueDecimal": "30"}]
-    assert _problems(qr) == [("hours_since_procedure", "valueDecimal must be a number, got '30'")]
+    assert _problems(qr) == [("hours_since_procedure", "valueDecimal must be a number, got text")]
+
+
+def test_problems_never_repeat_the_answers() -> None:
+    """Issue 13: error answers (a 422 from CDS Hooks too) must not echo the report."""
+    qr = _qr(site_pain={"valueInteger": 17}, chills={"valueBoolean": "Jane Doe says yes"})
+    qr["item"][0]["answer"] = [{"valueDecimal": "Jane Doe, 30 hours"}]
+    problems = dict(_problems(qr))
+    assert set(problems) == {"hours_since_procedure", "chills"}
+    text = repr(problems)
+    assert "Jane" not in text and "30 hours" not in text
+    [(link_id, message)] = _problems(_qr(site_pain={"valueInteger": 17}))
+    assert link_id == "site_pain"
+    assert "17" not in message and "less than or equal to 10" in message
 
 
 def test_missing_required_hours() -> None:
@@ -317,7 +330,7 @@ def test_nested_items_are_refused() -> None:
         ({"value": 38.5, "code": "Cel"}, "must have system 'http://unitsofmeasure.org'"),
         ({"value": 38.5, "comparator": ">", "system": "http://unitsofmeasure.org",
           "code": "Cel"}, "comparator '>'"),
-        ({"system": "http://unitsofmeasure.org", "code": "Cel"}, "must be a number, got None"),
+        ({"system": "http://unitsofmeasure.org", "code": "Cel"}, "must be a number, got null"),
     ],
 )
 def test_temperature_units_and_values(quantity: dict[str, Any], expected: str) -> None:

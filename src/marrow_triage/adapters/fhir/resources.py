@@ -398,23 +398,36 @@ def _read_answer(spec: _Item, answer: Mapping[str, Any]) -> tuple[Any, str | Non
     value = answer[expected]
     if spec.type == "decimal":
         if not _is_number(value):
-            return None, f"valueDecimal must be a number, got {value!r}"
+            return None, f"valueDecimal must be a number, got {_kind(value)}"
         return _float(value, "valueDecimal")
     if spec.type == "integer":
         if not isinstance(value, int) or isinstance(value, bool):
-            return None, f"valueInteger must be a whole number, got {value!r}"
+            return None, f"valueInteger must be a whole number, got {_kind(value)}"
         return value, None
     if spec.type == "boolean":
         if not isinstance(value, bool):
-            return None, f"valueBoolean must be true or false, got {value!r}"
+            return None, f"valueBoolean must be true or false, got {_kind(value)}"
         return value, None
     if spec.type == "choice":
         return _read_coding(spec, value)
     if spec.type == "text":
         if not isinstance(value, str):
-            return None, f"valueString must be text, got {value!r}"
+            return None, f"valueString must be text, got {_kind(value)}"
         return value, None
     return _read_temperature(value)
+
+
+def _kind(value: Any) -> str:
+    """What a wrong answer is, said without repeating it (it is the patient's)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 def _read_coding(spec: _Item, coding: Any) -> tuple[Any, str | None]:
@@ -448,7 +461,7 @@ def _read_temperature(quantity: Any) -> tuple[Any, str | None]:
         return None, f"unit {code!r} must have system {UCUM!r}"
     value: Any = quantity.get("value")
     if not _is_number(value):
-        return None, f"the temperature value must be a number, got {value!r}"
+        return None, f"the temperature value must be a number, got {_kind(value)}"
     number, problem = _float(value, "the temperature value")
     if problem is not None:
         return None, problem
@@ -459,10 +472,8 @@ def _report_problem(error: Mapping[str, Any]) -> ResponseProblem:
     loc = tuple(error.get("loc", ()))
     link_id = str(loc[0]) if loc else None
     inner = ".".join(str(part) for part in loc[1:])
+    # The answer itself is not repeated: error messages never echo a patient's report.
     message = _message(error)
-    given = error.get("input")
-    if isinstance(given, int | float | str | bool):
-        message = f"{message} (answered {given!r})"
     return ResponseProblem(link_id, f"{inner}: {message}" if inner else message)
 
 
