@@ -19,13 +19,18 @@ from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.timeline import SQLiteStore, Store, Timeline, TimelineError
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+CLOCK = T0 + timedelta(days=60)  # "now" for these tests: every check-in is in the past
+
+
+def clock() -> datetime:
+    return CLOCK
 FEVER_WINDOW_RULES = {"fever-sustained"}
 
 
 @pytest.fixture
 def timeline(tmp_path: Path, engine: TriageEngine) -> Iterator[Timeline]:
     store = SQLiteStore(tmp_path / "timeline.db")
-    yield Timeline(store, engine)
+    yield Timeline(store, engine, clock=clock)
     store.close()
 
 
@@ -293,11 +298,11 @@ def test_time_zones_are_normalised(timeline: Timeline) -> None:
 def test_restart_continues_the_timeline(tmp_path: Path, engine: TriageEngine) -> None:
     path = tmp_path / "t.db"
     with SQLiteStore(path) as store:
-        Timeline(store, engine).record(
+        Timeline(store, engine, clock=clock).record(
             "ep-1", {"hours_since_procedure": 10, "temperature": temp(38.1)}, T0)
     with SQLiteStore(path) as store:
         assert isinstance(store, Store)
-        timeline = Timeline(store, engine)
+        timeline = Timeline(store, engine, clock=clock)
         result = timeline.record("ep-1", {"hours_since_procedure": 11,
                                           "temperature": temp(38.1)}, T0 + timedelta(hours=1))
         assert "fever-sustained" in fired(result)
@@ -311,31 +316,33 @@ def test_forget_erases_the_episode_from_the_files(tmp_path: Path,
     path = tmp_path / "t.db"
     marker = "episode-to-erase-7f3a"
     with SQLiteStore(path) as store:
-        timeline = Timeline(store, engine)
+        timeline = Timeline(store, engine, clock=clock)
         for minutes in range(0, 300, 60):
             rec(timeline, minutes, episode=marker, temperature=temp(38.1))
         rec(timeline, 0, episode="keep", site_pain=2)
-        assert timeline.forget(marker) == 5
+        forgotten = timeline.forget(marker)
+        assert (forgotten.count, forgotten.complete) == (5, True)
         assert timeline.history(marker) == []
         assert len(timeline.history("keep")) == 1
-        assert timeline.forget(marker) == 0
+        assert timeline.forget(marker).count == 0
         files = [p for p in tmp_path.iterdir() if p.name.startswith("t.db")]
         assert all(marker.encode() not in p.read_bytes() for p in files)
 
 
 def test_expiry(timeline: Timeline) -> None:
-    timeline = Timeline(timeline.store, timeline.engine, expire_after_days=7)
+    timeline = Timeline(timeline.store, timeline.engine, expire_after_days=7, clock=clock)
     rec(timeline, 0, episode="old", bleeding="stops_with_pressure")
     rec(timeline, 6 * 24 * 60, episode="recent", site_pain=1)
     now = T0 + timedelta(days=7, minutes=1)
     assert timeline.expire(now) == ["old"]
     assert timeline.history("old") == []
     assert len(timeline.history("recent")) == 1
-    # An episode whose last check-in expired starts afresh when it checks in again.
+    # Recording never erases: a check-in after the expiry window keeps the history (and
+    # is weighed with it) until expire() runs.
     rec(timeline, 0, episode="again", bleeding="stops_with_pressure")
     result = rec(timeline, 8 * 24 * 60, episode="again", bleeding="stops_with_pressure")
-    assert "bleeding-again" not in fired(result)
-    assert len(timeline.history("again")) == 1
+    assert "bleeding-again" in fired(result)
+    assert len(timeline.history("again")) == 2
     with pytest.raises(TimelineError):
         timeline.expire(datetime(2026, 12, 1))
 
@@ -379,7 +386,7 @@ def test_timeline_thresholds_are_data(tmp_path: Path, rules_dir: Path,
     other = RulePack.from_path(_pack_with(tmp_path, rules_dir, changed))
     assert other.sha256 != pack.sha256
     with SQLiteStore(tmp_path / "t.db") as store:
-        timeline = Timeline(store, TriageEngine(other))
+        timeline = Timeline(store, TriageEngine(other), clock=clock)
         rec(timeline, 0, temperature=temp(38.1))
         assert "fever-sustained" in fired(rec(timeline, 30, temperature=temp(38.1)))
 
@@ -398,7 +405,7 @@ def test_history_settings_are_data(tmp_path: Path, rules_dir: Path, pack: RulePa
     assert other.history is not None and other.history.raised_temperature_c == 37.5
     for candidate, expected in ((pack, False), (other, True)):
         with SQLiteStore(tmp_path / f"{expected}.db") as store:
-            timeline = Timeline(store, TriageEngine(candidate))
+            timeline = Timeline(store, TriageEngine(candidate), clock=clock)
             rec(timeline, 0, temperature=temp(37.8))
             # 37.8 °C counts as raised only with the lowered cut-off; 5 h apart only
             # joins one run with the longer gap.
@@ -456,11 +463,13 @@ def test_cli_record_show_forget(tmp_path: Path) -> None:
     report.write_text('{"hours_since_procedure": 10, "temperature": {"value": 38.1, '
                       '"unit": "C"}}', encoding="utf-8")
     first = runner.invoke(app, ["timeline", "record", "--db", db, "--episode", "ep-1",
-                                "--at", "2026-11-25T08:00:00Z", str(report)])
+                                "--at", "2026-11-25T08:00:00Z", "--now", "2026-11-26T00:00Z",
+                                str(report)])
     assert first.exit_code == 0, first.output
     assert first.output.startswith("SOON:")
     second = runner.invoke(app, ["timeline", "record", "--db", db, "--episode", "ep-1",
-                                 "--at", "2026-11-25T09:00:00+00:00", "--json", "-"],
+                                 "--at", "2026-11-25T09:00:00+00:00", "--json", "-",
+                                 "--now", "2026-11-26T00:00Z"],
                            input=report.read_text(encoding="utf-8"))
     assert second.exit_code == 0, second.output
     assert TriageResult.model_validate_json(second.output).level is Urgency.URGENT
@@ -473,7 +482,7 @@ def test_cli_record_show_forget(tmp_path: Path) -> None:
                                "--now", "2026-11-25T16:00:00Z"])
     assert late.exit_code == 0 and late.output.startswith("ep-1: last check-in")
     gone = runner.invoke(app, ["timeline", "forget", "--db", db, "--episode", "ep-1"])
-    assert gone.exit_code == 0 and "Erased 2 check-in(s)" in gone.output
+    assert gone.exit_code == 0 and "erased 2 check-in(s)" in gone.output
     empty = runner.invoke(app, ["timeline", "show", "--db", db, "--episode", "ep-1"])
     assert "No check-ins" in empty.output
 
@@ -508,7 +517,7 @@ def test_pack_without_timeline_rules_gives_single_report_results(
     engine = TriageEngine.from_path(target)
     assert engine.pack.timeline_rules == ()
     with SQLiteStore(tmp_path / "t.db") as store:
-        timeline = Timeline(store, engine)
+        timeline = Timeline(store, engine, clock=clock)
         rec(timeline, 0, temperature=temp(38.1), bleeding="stops_with_pressure")
         report = {"hours_since_procedure": 12, "temperature": temp(38.1),
                   "bleeding": "stops_with_pressure"}

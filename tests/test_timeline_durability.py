@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from marrow_triage import SymptomReport, TriageEngine, Urgency
-from marrow_triage.timeline import SQLiteStore, Timeline
+from marrow_triage.timeline import CheckIn, SQLiteStore, Timeline
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -32,8 +32,8 @@ from datetime import UTC, datetime, timedelta
 from marrow_triage.timeline import SQLiteStore, Timeline
 
 path, start = sys.argv[1], int(sys.argv[2])
-timeline = Timeline(SQLiteStore(path))
 t0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+timeline = Timeline(SQLiteStore(path), clock=lambda: t0 + timedelta(days=25))
 i = start
 while True:  # until killed
     episode = f"ep-{i % 3}"
@@ -81,7 +81,7 @@ def test_acknowledged_checkins_survive_sigkill_and_the_timeline_continues(
     assert set(first) <= stored
     second = _run_writer(path, len(stored), 10)
     with SQLiteStore(path) as store:
-        timeline = Timeline(store)
+        timeline = Timeline(store, clock=lambda: T0 + timedelta(days=25))
         history = {episode: timeline.history(episode) for episode in ("ep-0", "ep-1", "ep-2")}
     stored = {(e, c.at.isoformat(), c.result.level.value)
               for e, checkins in history.items() for c in checkins}
@@ -116,12 +116,12 @@ def test_memory_stays_bounded_with_10000_open_episodes(fast_dir: Path,
                                                        engine: TriageEngine) -> None:
     episodes = 10_000
     with SQLiteStore(fast_dir / "mem.db") as store:
-        timeline = Timeline(store, engine)
+        timeline = Timeline(store, engine, clock=lambda: T0 + timedelta(days=25))
         report = SymptomReport.model_validate(
             {"hours_since_procedure": 20, "site_pain": 2, "bleeding": "stops_with_pressure"})
         opening = engine.triage(report)
-        for i in range(episodes):  # 10,000 open episodes, one check-in each
-            store.add(f"ep-{i}", T0 + timedelta(seconds=i), report, opening)
+        store.load(CheckIn(f"ep-{i}", 0, T0 + timedelta(seconds=i), report, opening)
+                   for i in range(episodes))  # 10,000 open episodes, one check-in each
         follow_up = {"hours_since_procedure": 30, "site_pain": 3,
                      "bleeding": "stops_with_pressure", "temperature": {"value": 38.1,
                                                                         "unit": "C"}}

@@ -221,6 +221,11 @@ def _facts_section(pack: RulePack) -> list[str]:
             f" between readings (`history:` in pack.yaml; source: {h.source.document},"
             f" \"{h.source.quote}\").",
             "",
+            f"Check-in times: at most {format_number(h.checkin_ahead_of_clock_minutes, 6)}"
+            " minutes past the recorder's clock, and at most"
+            f" {format_number(h.checkin_max_days_from_episode, 6)} days from the"
+            " episode's nearest other check-in; others are refused.",
+            "",
         ]
     return lines + _fact_lines(HISTORY_FACT_FIELDS.values())
 

@@ -317,7 +317,7 @@ def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> R
         name=meta.name, version=meta.version, description=meta.description,
         documents=documents, rules=ordered_rules, questions=ordered_questions,
         sha256=sha256, timeline_rules=ordered_timeline,
-        history=meta.history if ordered_timeline else None,
+        history=meta.history,
         parameters=MappingProxyType(dict(sorted(meta.parameters.items()))),
         routes=routes, texts=texts, translations=translations, overlays=overlays,
     )

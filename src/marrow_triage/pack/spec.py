@@ -222,11 +222,16 @@ class HistorySettings(_Spec):
 
     They define ``raised_temperature_minutes``: the span of the unbroken run of readings
     at or above ``raised_temperature_c``, no two more than ``raised_run_max_gap_hours``
-    apart, ending at the current check-in.
+    apart, ending at the current check-in. The ``checkin_`` settings bound the times a
+    timeline accepts (a year typo must not be weighed as a week's history).
     """
 
     raised_temperature_c: Annotated[float, Field(strict=True, ge=37, le=40)]
     raised_run_max_gap_hours: Annotated[float, Field(strict=True, gt=0, le=24)]
+    checkin_ahead_of_clock_minutes: Annotated[float, Field(strict=True, ge=0, le=60)]
+    """How far past the recorder's clock a check-in time may lie (clock skew)."""
+    checkin_max_days_from_episode: Annotated[float, Field(strict=True, gt=0, le=366)]
+    """How far a check-in may lie from every other check-in of its episode."""
     source: SourceRef
 
 

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import Protocol
 
 from marrow_triage.models import Bleeding, SymptomReport
 from marrow_triage.pack.facts import FactValue
 from marrow_triage.pack.spec import HistorySettings
-from marrow_triage.timeline.store import CheckIn
 from marrow_triage.units import celsius, decimal_of, format_temperature
 
-__all__ = ["Evidence", "History", "derive", "describe_time"]
+__all__ = ["Earlier", "Evidence", "History", "derive", "describe_time"]
 
 _BLEEDING_ORDER = tuple(Bleeding)
 
@@ -26,6 +26,16 @@ _BLEEDING_ORDER = tuple(Bleeding)
 def describe_time(at: datetime) -> str:
     """A check-in time for people, in UTC: ``2026-11-25 10:00 UTC``."""
     return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+class Earlier(Protocol):
+    """An earlier check-in as history facts read it: its time and its report."""
+
+    @property
+    def at(self) -> datetime: ...
+
+    @property
+    def report(self) -> SymptomReport: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class History:
     evidence: dict[str, list[Evidence]] = field(default_factory=dict)
 
 
-def derive(earlier: Sequence[CheckIn], report: SymptomReport, at: datetime,
+def derive(earlier: Sequence[Earlier], report: SymptomReport, at: datetime,
            settings: HistorySettings) -> History:
     """History facts for ``report`` taken at ``at``, given the ``earlier`` check-ins.
 
@@ -63,7 +73,7 @@ def derive(earlier: Sequence[CheckIn], report: SymptomReport, at: datetime,
     return history
 
 
-def _temperatures(history: History, earlier: Sequence[CheckIn], report: SymptomReport,
+def _temperatures(history: History, earlier: Sequence[Earlier], report: SymptomReport,
                   at: datetime, settings: HistorySettings) -> None:
     raised = Fraction(decimal_of(settings.raised_temperature_c))
     readings = [(c, celsius(c.report.temperature)) for c in earlier
@@ -90,7 +100,7 @@ def _temperatures(history: History, earlier: Sequence[CheckIn], report: SymptomR
     history.evidence["raised_temperature_minutes"] = chain[::-1]
 
 
-def _bleeding(history: History, earlier: Sequence[CheckIn]) -> None:
+def _bleeding(history: History, earlier: Sequence[Earlier]) -> None:
     answered = [c for c in earlier if c.report.bleeding is not None]
     if not answered:
         return
@@ -101,7 +111,7 @@ def _bleeding(history: History, earlier: Sequence[CheckIn]) -> None:
         Evidence(worst.at, f"bleeding {worst.report.bleeding.value.replace('_', ' ')}")]
 
 
-def _site_pain(history: History, earlier: Sequence[CheckIn], report: SymptomReport) -> None:
+def _site_pain(history: History, earlier: Sequence[Earlier], report: SymptomReport) -> None:
     if report.site_pain is None:
         return
     series = [(c, c.report.site_pain) for c in earlier if c.report.site_pain is not None]
@@ -116,7 +126,7 @@ def _site_pain(history: History, earlier: Sequence[CheckIn], report: SymptomRepo
     history.evidence["site_pain_rises"] = chain[::-1]
 
 
-def _neutropenia_risk(history: History, earlier: Sequence[CheckIn],
+def _neutropenia_risk(history: History, earlier: Sequence[Earlier],
                       report: SymptomReport) -> None:
     flags: list[tuple[datetime | None, bool | None, bool | None]] = [
         (c.at, c.report.low_white_cell_count, c.report.recent_chemotherapy) for c in earlier]

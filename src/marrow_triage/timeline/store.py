@@ -1,25 +1,63 @@
-"""Where check-ins live: a small store interface and its SQLite implementation.
+"""Where check-ins live: the :class:`Store` contract, what it returns, and :func:`open_store`.
 
-A :class:`Store` keeps, per episode, the check-ins in the order of their time ``at``, each
-with the result the patient was given. It holds nothing per episode in memory. Another
-backend (PostgreSQL, say) implements the same five methods; see docs/timeline.md.
+A store keeps, per episode, the check-ins in the order of their time ``at``, each with the
+result the patient was given. It holds nothing per episode in memory. Two backends
+implement the contract: :class:`~marrow_triage.timeline.SQLiteStore` (one node, standard
+library only) and :class:`~marrow_triage.timeline.PostgresStore` (several replicas; the
+``[postgres]`` extra). A URL chooses one: see :func:`open_store`.
+
+Recording is one transaction per check-in, serialised per episode: the store reads the
+episode's check-ins, hands them to the caller's ``evaluate`` and writes what it returns
+before any other check-in of that episode can be read, so two check-ins arriving at once
+(on two threads, processes or replicas) are each weighed with the one committed first.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
+from urllib.parse import unquote, urlsplit
 
+from pydantic import TypeAdapter, ValidationError
+
+from marrow_triage.errors import Problem, StoreError, TimelineError
 from marrow_triage.models import SymptomReport, TriageResult
 
-__all__ = ["CheckIn", "SQLiteStore", "Store", "from_micros", "to_micros"]
+__all__ = [
+    "MAX_AT",
+    "MIN_AT",
+    "SCHEMA_VERSION",
+    "CheckIn",
+    "CheckIns",
+    "Evaluate",
+    "Forgotten",
+    "LatestCheckIns",
+    "Recorded",
+    "Reported",
+    "Store",
+    "Unreadable",
+    "from_micros",
+    "open_store",
+    "to_micros",
+]
+
+_log = logging.getLogger("marrow_triage.timeline")
+
+SCHEMA_VERSION = 2
+"""The store schema this code writes. 1 was the unversioned table of 0.1; a database with a
+newer version than this is refused (a newer marrow-triage wrote it)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Every time in this range can be shown in any time zone (a day's margin below year 9999),
+# stored as microseconds in 64 bits (SQLite) or as timestamptz (PostgreSQL), and read back
+# unchanged. Nothing earlier is a check-in after a procedure done with today's software.
+MIN_AT = _EPOCH
+MAX_AT = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 def to_micros(at: datetime) -> int:
@@ -34,6 +72,10 @@ def from_micros(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+MIN_AT_US = to_micros(MIN_AT)
+MAX_AT_US = to_micros(MAX_AT)
+
+
 @dataclass(frozen=True)
 class CheckIn:
     """One stored check-in: when, what was reported, and what the patient was told."""
@@ -44,30 +86,126 @@ class CheckIn:
     at: datetime
     report: SymptomReport
     result: TriageResult
+    checkin_id: str | None = None
+    """The caller's idempotency key, if it gave one."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored row that cannot be decoded (written by another version, or damaged).
+
+    Readers skip it and report it here; ``reason`` never quotes the row's content.
+    """
+
+    episode_id: str
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"episode {self.episode_id} check-in #{self.seq} cannot be read: {self.reason}"
+
+
+class CheckIns(list[CheckIn]):
+    """An episode's readable check-ins in time order; ``unreadable`` lists rows skipped."""
+
+    def __init__(self, checkins: Sequence[CheckIn] = (),
+                 unreadable: Sequence[Unreadable] = ()) -> None:
+        super().__init__(checkins)
+        self.unreadable: tuple[Unreadable, ...] = tuple(unreadable)
+
+
+class LatestCheckIns(list[tuple[str, datetime]]):
+    """Each episode with the time of its latest readable check-in, by episode id;
+    ``unreadable`` lists rows whose time cannot be read."""
+
+    def __init__(self, latest: Sequence[tuple[str, datetime]] = (),
+                 unreadable: Sequence[Unreadable] = ()) -> None:
+        super().__init__(latest)
+        self.unreadable: tuple[Unreadable, ...] = tuple(unreadable)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What :meth:`Store.record` stored, or found already stored under the ``checkin_id``."""
+
+    checkin: CheckIn
+    replayed: bool = False
+    """True when the ``checkin_id`` was recorded before and this is that stored result."""
+    unreadable: tuple[Unreadable, ...] = ()
+    """Earlier rows of the episode that could not be read and were not weighed."""
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :meth:`Store.forget` erased, and whether copies may remain for a while."""
+
+    count: int
+    pending: str | None = None
+    """None when every copy is gone; else where copies remain and until when."""
+
+    @property
+    def complete(self) -> bool:
+        """True when no copy of the episode's data remains in the store's files."""
+        return self.pending is None
+
+    def __str__(self) -> str:
+        text = f"erased {self.count} check-in(s)"
+        return text if self.pending is None else f"{text} from the database, {self.pending}"
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A stored check-in's time and report: what weighing a new check-in reads."""
+
+    seq: int
+    at: datetime
+    report: SymptomReport
+
+
+Evaluate = Callable[[Sequence[Reported]], TriageResult]
+"""Given the episode's stored check-ins (all of them, by time), the result of the one being
+recorded. It runs inside the store's transaction, under the episode's lock; raising aborts
+the record and nothing is written."""
 
 
 @runtime_checkable
 class Store(Protocol):
-    """Durable storage of check-ins. Every method is safe to call from several threads."""
+    """Durable storage of check-ins. Every method is safe to call from several threads,
+    and from several processes sharing the database."""
 
-    def add(self, episode_id: str, at: datetime, report: SymptomReport,
-            result: TriageResult) -> int:
-        """Store a check-in durably (committed, synced) and return its ``seq``."""
+    url: str
+    """Where the store is, without credentials (for messages)."""
+
+    def record(self, episode_id: str, at: datetime, report: SymptomReport,
+               evaluate: Evaluate, checkin_id: str | None = None) -> Recorded:
+        """Store a check-in durably with the result ``evaluate`` gives for the episode's
+        stored check-ins, in one transaction under the episode's lock.
+
+        With a ``checkin_id`` that the episode already has: the stored check-in, with
+        ``replayed`` set, if ``at`` and ``report`` are the same; else :class:`TimelineError`.
+        """
         ...
 
-    def checkins(self, episode_id: str) -> list[CheckIn]:
+    def load(self, checkins: Iterable[CheckIn]) -> int:
+        """Import stored check-ins as they are, results included, in bulk (moving a
+        timeline from one store to another, or filling a benchmark); their ``seq`` is
+        assigned anew. Not a way to record: nothing is weighed. Returns how many."""
+        ...
+
+    def checkins(self, episode_id: str) -> CheckIns:
         """The episode's check-ins ordered by ``at`` (then ``seq``); empty if unknown."""
         ...
 
-    def forget(self, episode_id: str) -> int:
-        """Erase the episode; return how many check-ins were erased."""
+    def forget(self, episode_id: str) -> Forgotten:
+        """Erase every copy of the episode's check-ins."""
         ...
 
-    def expire(self, before: datetime) -> list[str]:
-        """Erase every episode whose latest check-in is before ``before``; return their ids."""
+    def expire(self, before: datetime, limit: int) -> list[str]:
+        """Erase at most ``limit`` episodes whose latest check-in is before ``before``, in
+        one transaction; return their ids (fewer than ``limit``: none is left)."""
         ...
 
-    def latest(self) -> Iterator[tuple[str, datetime]]:
+    def latest(self) -> LatestCheckIns:
         """Each episode with the time of its latest check-in, ordered by episode id."""
         ...
 
@@ -76,108 +214,136 @@ class Store(Protocol):
         ...
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS checkins (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    episode_id TEXT NOT NULL,
-    at_us INTEGER NOT NULL,
-    report TEXT NOT NULL,
-    result TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS checkins_by_episode ON checkins (episode_id, at_us, seq);
-"""
+def open_store(url: str | Path, *, pool_size: int = 10) -> Store:
+    """The store a URL names.
 
-
-class SQLiteStore:
-    """Check-ins in one SQLite file (WAL journal, ``synchronous=FULL``, secure delete).
-
-    A check-in is committed and synced to disk before :meth:`add` returns, so a process
-    killed at any point loses no check-in whose result was returned. Forgotten episodes
-    are overwritten in the database file and the WAL is truncated.
+    ``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or a plain path: a
+    :class:`~marrow_triage.timeline.SQLiteStore`. ``postgresql://user@host:port/db?...``
+    (libpq's URL form; ``postgres://`` too): a :class:`~marrow_triage.timeline.PostgresStore`
+    with a pool of at most ``pool_size`` connections (needs the ``[postgres]`` extra).
+    Anything else is a :class:`StoreError`.
     """
+    text = str(url)
+    if not text.strip():
+        raise StoreError("the database URL is empty: give a file path, sqlite:///path.db "
+                         "or postgresql://...")
+    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme in ("postgresql", "postgres"):
+        from marrow_triage.timeline.postgres import PostgresStore
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=30.0)
+        return PostgresStore(text, pool_size=pool_size)
+    if scheme == "sqlite":
+        path = unquote(text.split("://", 1)[1])
+        if not path.startswith("/") or path == "/":
+            raise StoreError(f"{_redact(text)}: give sqlite:///relative.db or "
+                             "sqlite:////absolute/path.db")
+        path = path[1:]
+    elif scheme:
+        raise StoreError(f"{_redact(text)}: unknown database scheme {scheme!r}; use a file "
+                         "path, sqlite:///path.db or postgresql://...")
+    else:
+        path = text
+    from marrow_triage.timeline.sqlite import SQLiteStore
+
+    return SQLiteStore(path)
+
+
+def _redact(url: str) -> str:
+    """``url`` without a password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+# --- decoding rows, shared by the backends -------------------------------------------
+
+_REPORTS = TypeAdapter(list[SymptomReport])
+
+
+@dataclass
+class RowDecoder:
+    """Decodes an episode's rows, skipping (and logging) those that cannot be read."""
+
+    episode_id: str
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+    def skip(self, seq: int, reason: str) -> None:
+        item = Unreadable(self.episode_id, seq, reason)
+        # The id and the row number only: never the row's content.
+        _log.warning("%s", item)
+        self.unreadable.append(item)
+
+    def at(self, seq: int, at: datetime | int) -> datetime | None:
+        if isinstance(at, datetime):
+            return at.astimezone(UTC)
+        if not MIN_AT_US <= at <= MAX_AT_US:
+            self.skip(seq, "its time is outside the range a check-in can take")
+            return None
+        return from_micros(at)
+
+    def checkin(self, seq: int, at: datetime | int, report: str | bytes | object,
+                result: str | bytes | object, checkin_id: str | None) -> CheckIn | None:
+        when = self.at(seq, at)
+        if when is None:
+            return None
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error:
-            self._db.close()
-            raise
+            return CheckIn(self.episode_id, seq, when, _model(SymptomReport, report),
+                           _model(TriageResult, result), checkin_id)
+        except (ValidationError, ValueError, TypeError) as exc:
+            self.skip(seq, f"its stored report or result does not decode "
+                           f"({type(exc).__name__})")
+            return None
 
-    def add(self, episode_id: str, at: datetime, report: SymptomReport,
-            result: TriageResult) -> int:
-        """Store a check-in durably and return its ``seq``."""
-        row = (episode_id, to_micros(at), report.model_dump_json(exclude_none=True),
-               result.model_dump_json())
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO checkins (episode_id, at_us, report, result) VALUES (?, ?, ?, ?)",
-                row)
-            seq = cursor.lastrowid
-        assert seq is not None
-        return seq
 
-    def checkins(self, episode_id: str) -> list[CheckIn]:
-        """The episode's check-ins ordered by ``at`` then ``seq``."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, at_us, report, result FROM checkins WHERE episode_id = ? "
-                "ORDER BY at_us, seq", (episode_id,)).fetchall()
-        return [
-            CheckIn(episode_id=episode_id, seq=seq, at=from_micros(at_us),
-                    report=SymptomReport.model_validate_json(report),
-                    result=TriageResult.model_validate_json(result))
-            for seq, at_us, report, result in rows
-        ]
+_M = TypeVar("_M", SymptomReport, TriageResult)
 
-    def forget(self, episode_id: str) -> int:
-        """Erase the episode from the database file and its WAL."""
-        with self._lock:
-            count = self._db.execute("DELETE FROM checkins WHERE episode_id = ?",
-                                     (episode_id,)).rowcount
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return count
 
-    def expire(self, before: datetime) -> list[str]:
-        """Erase every episode whose latest check-in is before ``before``."""
-        cutoff = to_micros(before)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+def _model(model: type[_M], value: object) -> _M:
+    if isinstance(value, str | bytes):
+        return model.model_validate_json(value)
+    return model.model_validate(value)
+
+
+def decode_reports(rows: Sequence[tuple[int, datetime | int, str]],
+                   decoder: RowDecoder) -> list[Reported]:
+    """``(seq, at, report)`` rows decoded; the reports in one pass when every row is
+    readable (the common case, several times faster than one by one)."""
+    times = [(seq, decoder.at(seq, at), report) for seq, at, report in rows]
+    good = [(seq, at, report) for seq, at, report in times if at is not None]
+    if not good:
+        return []
+    try:
+        reports = _REPORTS.validate_json("[" + ",".join(r for _, _, r in good) + "]")
+    except (ValidationError, ValueError):
+        decoded = []
+        for seq, at, report in good:
             try:
-                ids = [row[0] for row in self._db.execute(
-                    "SELECT episode_id FROM checkins GROUP BY episode_id "
-                    "HAVING MAX(at_us) < ? ORDER BY episode_id", (cutoff,))]
-                self._db.executemany("DELETE FROM checkins WHERE episode_id = ?",
-                                     [(i,) for i in ids])
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            if ids:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return ids
+                decoded.append(Reported(seq, at, SymptomReport.model_validate_json(report)))
+            except (ValidationError, ValueError):
+                decoder.skip(seq, "its stored report does not decode")
+        return decoded
+    return [Reported(seq, at, report)
+            for (seq, at, _), report in zip(good, reports, strict=True)]
 
-    def latest(self) -> Iterator[tuple[str, datetime]]:
-        """Each episode with the time of its latest check-in."""
-        with self._lock:
-            rows = self._db.execute("SELECT episode_id, MAX(at_us) FROM checkins "
-                                    "GROUP BY episode_id ORDER BY episode_id").fetchall()
-        for episode_id, at_us in rows:
-            yield episode_id, from_micros(at_us)
 
-    def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
+def same_checkin(stored_at: datetime, stored_report: SymptomReport, at: datetime,
+                 report: SymptomReport, checkin_id: str) -> None:
+    """Nothing if a retry under ``checkin_id`` carries what was stored; else an error."""
+    if stored_at == at and stored_report == report:
+        return
+    raise TimelineError(
+        f"checkin_id {checkin_id!r} was already recorded for this episode with a different "
+        "time or report; a retry must send the same check-in, a new check-in a new id",
+        [Problem("checkin_id", "already used for a different check-in")])
 
-    def __enter__(self) -> SQLiteStore:
-        return self
 
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+def report_json(report: SymptomReport) -> str:
+    """The stored form of a report."""
+    return report.model_dump_json(exclude_none=True)
+
+
+def dumps(value: object) -> str:
+    """Compact JSON for rows."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -2,25 +2,29 @@
 
 Each :meth:`Timeline.record` call
 
-1. triages the new report on its own with the :class:`~marrow_triage.TriageEngine`;
-2. reads the episode's earlier check-ins from the store and derives the history facts;
+1. checks the episode id and the time, and triages the new report on its own with the
+   :class:`~marrow_triage.TriageEngine`;
+2. in one store transaction under the episode's lock: reads the episode's check-ins,
+   refuses a time far from all of them, and derives the history facts of those up to it;
 3. evaluates the current facts plus the history facts, as one fact, with the compiled
    timeline rules (on the engine's durable_rules boundary, ``engine.durable``); the
    pack's escalation rules count the report's and the timeline's findings together;
 4. adds what fired to the report's result, explained by the engine's explainer (the
-   highest level wins), stores the check-in with that result, committed and synced,
-   and only then returns it.
+   highest level wins), stores the check-in with that result in the same transaction,
+   commits (synced) and only then returns it.
 
 Nothing about an episode is kept in memory between calls.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -28,18 +32,31 @@ from marrow_triage.engine.durable import EvaluatorPool, fact_members
 from marrow_triage.engine.encode import compile_timeline
 from marrow_triage.engine.explain import MeasuredValues
 from marrow_triage.engine.triage import TriageEngine, default_engine
-from marrow_triage.errors import TimelineError
+from marrow_triage.errors import Problem, RulePackError, TimelineError
 from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.conditions import condition_fields
 from marrow_triage.pack.facts import HISTORY_FACT_FIELDS, FactValue, report_facts
-from marrow_triage.pack.spec import RulePack
-from marrow_triage.timeline.history import History, derive
-from marrow_triage.timeline.store import CheckIn, Store, to_micros
-from marrow_triage.units import format_cut
+from marrow_triage.pack.spec import HistorySettings, RulePack
+from marrow_triage.timeline.history import Earlier, History, derive, describe_time
+from marrow_triage.timeline.store import (
+    MAX_AT,
+    MIN_AT,
+    CheckIns,
+    Forgotten,
+    Recorded,
+    Reported,
+    Store,
+    Unreadable,
+)
+from marrow_triage.units import format_cut, format_number
 
-__all__ = ["Overdue", "Timeline", "TimelineError", "check_episode_id", "check_time"]
+__all__ = ["Overdue", "OverdueList", "Timeline", "TimelineError", "check_checkin_id",
+           "check_episode_id", "check_every_hours", "check_time"]
 
 EPISODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+MAX_EVERY_HOURS = 24 * 366
+"""The longest interval ``overdue`` takes: a year (longer than any episode is kept)."""
+DEFAULT_EXPIRE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -51,78 +68,172 @@ class Overdue:
     due_at: datetime
 
 
+class OverdueList(list[Overdue]):
+    """Overdue episodes by id; ``unreadable`` lists stored rows that could not be read."""
+
+    def __init__(self, items: Iterable[Overdue] = (),
+                 unreadable: Sequence[Unreadable] = ()) -> None:
+        super().__init__(items)
+        self.unreadable: tuple[Unreadable, ...] = tuple(unreadable)
+
+
+def _id_check(value: object, name: str) -> str:
+    if not isinstance(value, str) or not EPISODE_ID.fullmatch(value):
+        message = (f"{name.replace('_', ' ')} {value!r} is not valid: use 1 to 128 letters, "
+                   "digits or ._:@- starting with a letter or digit")
+        raise TimelineError(message, [Problem(name, message)])
+    return value
+
+
 def check_episode_id(episode_id: object) -> str:
     """``episode_id`` if it is a valid id, else :class:`TimelineError`."""
-    if not isinstance(episode_id, str) or not EPISODE_ID.fullmatch(episode_id):
-        raise TimelineError(
-            f"episode id {episode_id!r} is not valid: use 1 to 128 letters, digits or "
-            "._:@- starting with a letter or digit")
-    return episode_id
+    return _id_check(episode_id, "episode_id")
+
+
+def check_checkin_id(checkin_id: object) -> str:
+    """``checkin_id`` (an idempotency key) if valid, else :class:`TimelineError`."""
+    return _id_check(checkin_id, "checkin_id")
 
 
 def check_time(at: object, name: str = "at") -> datetime:
-    """``at`` if it is a timezone-aware datetime, else :class:`TimelineError`."""
+    """``at`` in UTC if it is a timezone-aware datetime a store can keep, else
+    :class:`TimelineError` (naive, or outside 1970-01-01 to 9999-12-29 UTC)."""
     if not isinstance(at, datetime):
-        raise TimelineError(f"{name} must be a datetime, not {type(at).__name__}")
+        raise _time_error(name, f"must be a datetime, not {type(at).__name__}")
     if at.tzinfo is None or at.utcoffset() is None:
-        raise TimelineError(f"{name} {at.isoformat()} has no time zone; give one, e.g. "
-                            "2026-11-25T10:00:00+00:00")
-    return at
+        raise _time_error(name, f"{at.isoformat()} has no time zone; give one, e.g. "
+                                "2026-11-25T10:00:00+00:00")
+    try:
+        utc = at.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_AT <= utc < MAX_AT:
+        raise _time_error(name, f"{at.isoformat()} is outside the times a check-in can take "
+                                f"({MIN_AT:%Y-%m-%d} to {MAX_AT - timedelta(days=1):%Y-%m-%d} "
+                                "UTC)")
+    return utc
+
+
+def check_every_hours(every_hours: object) -> float:
+    """``every_hours`` if it is a number of hours above 0 and at most a year."""
+    if isinstance(every_hours, bool) or not isinstance(every_hours, int | float) or not (
+            math.isfinite(every_hours) and 0 < every_hours <= MAX_EVERY_HOURS):
+        message = (f"every_hours must be a number of hours above 0 and at most "
+                   f"{MAX_EVERY_HOURS}, not {every_hours!r}")
+        raise TimelineError(message, [Problem("every_hours", message)])
+    return float(every_hours)
+
+
+def _time_error(name: str, message: str) -> TimelineError:
+    return TimelineError(f"{name} {message}" if not message.startswith(name) else message,
+                         [Problem(name, message)])
 
 
 class Timeline:
     """Follow-up check-ins of patient episodes, weighed together with their history.
 
-    ``store`` keeps the check-ins (see :class:`~marrow_triage.timeline.SQLiteStore`);
+    ``store`` keeps the check-ins (see :func:`~marrow_triage.timeline.open_store`);
     ``engine`` triages single reports and supplies the rule pack (the packaged one by
-    default). Episodes whose latest check-in is more than ``expire_after_days`` old are
-    erased by :meth:`expire`, and by :meth:`record` when that episode gets a new check-in.
-    Check-ins may arrive out of order; they are weighed and listed in the order of ``at``.
+    default), whose ``history:`` settings also bound the check-in times accepted.
+    ``clock`` gives "now" when a call does not (the system clock by default). Episodes
+    whose latest check-in is more than ``expire_after_days`` old are erased by
+    :meth:`expire` only: recording never erases anything. Check-ins may arrive out of
+    order; they are weighed and listed in the order of ``at``.
     """
 
     def __init__(self, store: Store, engine: TriageEngine | None = None, *,
-                 expire_after_days: float = 30) -> None:
+                 expire_after_days: float = 30,
+                 clock: Callable[[], datetime] | None = None) -> None:
         if engine is None:
             engine = default_engine()
-        if not expire_after_days > 0:
-            raise ValueError("expire_after_days must be positive")
+        if not (math.isfinite(expire_after_days) and 0 < expire_after_days <= 36_600):
+            raise ValueError("expire_after_days must be a number of days above 0")
+        if engine.pack.history is None:
+            raise RulePackError([Problem.in_pack(
+                "pack.yaml", None, "history", "required by the timeline (its check-in time "
+                "settings bound the times it accepts)")])
         self.store = store
         self.engine = engine
         self.pack: RulePack = engine.pack
+        self.settings: HistorySettings = engine.pack.history
         self.expire_after = timedelta(days=expire_after_days)
+        self.clock = clock or (lambda: datetime.now(UTC))
         escalations = [r for r in self.pack.rules if r.is_escalation]
         self._escalation_ids = {r.id for r in escalations}
         levels = {r.id: r.level for r in (*self.pack.timeline_rules, *escalations)}
         self._evaluators = EvaluatorPool(compile_timeline(self.pack), levels)
 
     def record(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
-               at: datetime) -> TriageResult:
-        """Record a check-in taken at ``at`` and return its result, after storing both."""
+               at: datetime, *, checkin_id: str | None = None,
+               now: datetime | None = None) -> TriageResult:
+        """Record a check-in taken at ``at`` and return its result, after storing both.
+
+        See :meth:`record_checkin`.
+        """
+        return self.record_checkin(episode_id, report, at, checkin_id=checkin_id,
+                                   now=now).checkin.result
+
+    def record_checkin(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
+                       at: datetime, *, checkin_id: str | None = None,
+                       now: datetime | None = None) -> Recorded:
+        """Record a check-in and return what was stored.
+
+        ``at`` is refused (:class:`TimelineError`) when it is more than the pack's
+        ``checkin_ahead_of_clock_minutes`` past ``now`` (the clock by default), or more than
+        ``checkin_max_days_from_episode`` from every other check-in of the episode. With a
+        ``checkin_id`` the episode already has, the stored check-in is returned
+        (``replayed``) instead of recording it twice.
+        """
         check_episode_id(episode_id)
-        check_time(at)
+        if checkin_id is not None:
+            check_checkin_id(checkin_id)
+        when = check_time(at)
+        clock = check_time(self.clock() if now is None else now, "now")
         validated = report if isinstance(report, SymptomReport) else \
             SymptomReport.model_validate(report)
-        report_result = self.engine.triage(validated)
-        stored = self.store.checkins(episode_id)
-        if stored and stored[-1].at < at - self.expire_after:
-            self.store.forget(episode_id)  # expired: this check-in starts a new episode
-            stored = []
-        earlier = [c for c in stored if c.at <= at]
-        result = self.evaluate(earlier, validated, at, report_result)
-        self.store.add(episode_id, at, validated, result)
-        return result
+        single = self.engine.triage(validated)
+        ahead = timedelta(minutes=self.settings.checkin_ahead_of_clock_minutes)
+        if when > clock + ahead:
+            raise _time_error("at", (
+                f"{when:%Y-%m-%d %H:%M} UTC is {_span(when - clock)} after the clock "
+                f"({describe_time(clock)}); a check-in more than "
+                f"{format_number(self.settings.checkin_ahead_of_clock_minutes, 6)} minutes "
+                "ahead of it is refused: check the date, time and time zone"))
 
-    def evaluate(self, earlier: list[CheckIn], report: SymptomReport, at: datetime,
+        def evaluate(episode: Sequence[Reported]) -> TriageResult:
+            self._check_near_episode(episode, when)
+            times = [c.at for c in episode]
+            earlier = list(episode[:bisect.bisect_right(times, when)])
+            return self.evaluate(earlier, validated, when, single)
+
+        return self.store.record(episode_id, when, validated, evaluate, checkin_id)
+
+    def _check_near_episode(self, episode: Sequence[Reported], at: datetime) -> None:
+        if not episode:
+            return
+        times = [c.at for c in episode]
+        i = bisect.bisect_left(times, at)
+        nearest = min((times[j] for j in (i - 1, i) if 0 <= j < len(times)),
+                      key=lambda t: abs(t - at))
+        limit = timedelta(days=self.settings.checkin_max_days_from_episode)
+        if abs(nearest - at) > limit:
+            raise _time_error("at", (
+                f"{at:%Y-%m-%d %H:%M} UTC is {_span(abs(nearest - at))} from the episode's "
+                f"nearest other check-in ({describe_time(nearest)}); a check-in more than "
+                f"{format_number(self.settings.checkin_max_days_from_episode, 6)} days from "
+                "all of them is refused: check the date, or record a new procedure under a "
+                "new episode id"))
+
+    def evaluate(self, earlier: Sequence[Earlier], report: SymptomReport, at: datetime,
                  single: TriageResult | None = None) -> TriageResult:
         """The result of ``report`` at ``at`` given ``earlier`` check-ins; stores nothing.
 
         ``single`` is the report's own result, when the caller has it already.
         """
         report_result = single if single is not None else self.engine.triage(report)
-        settings = self.pack.history
-        if settings is None:  # no timeline rules: the history cannot add a finding
+        if not self.pack.timeline_rules:  # the history cannot add a finding
             return report_result
-        history = derive(earlier, report, at, settings)
+        history = derive(earlier, report, at, self.settings)
         facts: dict[str, FactValue] = {**report_facts(report), **history.facts}
         counted_already = Counter(f.level for f in report_result.findings
                                   if f.rule_id not in self._escalation_ids)
@@ -131,33 +242,60 @@ class Timeline:
             return report_result
         return self._with_history(report_result, report, facts, history, fired.rules)
 
-    def history(self, episode_id: str) -> list[CheckIn]:
-        """The episode's check-ins in time order, each with the result given at the time."""
+    def history(self, episode_id: str) -> CheckIns:
+        """The episode's check-ins in time order, each with the result given at the time.
+
+        Rows that cannot be read are skipped and listed in the result's ``unreadable``.
+        """
         return self.store.checkins(check_episode_id(episode_id))
 
-    def forget(self, episode_id: str) -> int:
-        """Erase the episode everywhere; return how many check-ins were erased."""
+    def forget(self, episode_id: str) -> Forgotten:
+        """Erase the episode everywhere; say how many check-ins, and whether copies remain
+        for a while (see :class:`~marrow_triage.timeline.Forgotten`)."""
         return self.store.forget(check_episode_id(episode_id))
 
-    def expire(self, now: datetime) -> list[str]:
-        """Erase episodes whose latest check-in is older than the expiry; return their ids."""
-        return self.store.expire(check_time(now, "now") - self.expire_after)
+    def expire(self, now: datetime, *, batch: int = DEFAULT_EXPIRE_BATCH,
+               max_batches: int | None = None) -> list[str]:
+        """Erase episodes whose latest check-in is older than the expiry; return their ids.
 
-    def overdue(self, now: datetime, every_hours: float) -> list[Overdue]:
+        Each transaction erases at most ``batch`` episodes, so other writers wait at most
+        one batch; ``max_batches`` bounds the whole run (None: until none is left).
+        """
+        before = check_time(now, "now") - self.expire_after
+        return self.expire_before(before, batch=batch, max_batches=max_batches)
+
+    def expire_before(self, before: datetime, *, batch: int = DEFAULT_EXPIRE_BATCH,
+                      max_batches: int | None = None) -> list[str]:
+        """Erase episodes whose latest check-in is before ``before``, in batches."""
+        check_time(before, "before")
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 100_000:
+            raise TimelineError(f"batch must be a whole number from 1 to 100000, not {batch!r}",
+                                [Problem("batch", "must be a whole number from 1 to 100000")])
+        erased: list[str] = []
+        runs = 0
+        while max_batches is None or runs < max_batches:
+            ids = self.store.expire(before, batch)
+            erased += ids
+            runs += 1
+            if len(ids) < batch:
+                break
+        return erased
+
+    def overdue(self, now: datetime, every_hours: float) -> OverdueList:
         """Episodes whose latest check-in is more than ``every_hours`` before ``now``.
 
-        Expired episodes (older than the expiry) are not listed.
+        Expired episodes (older than the expiry) are not listed; rows whose time cannot be
+        read are skipped and listed in the result's ``unreadable``.
         """
-        check_time(now, "now")
-        if not every_hours > 0:
-            raise ValueError("every_hours must be positive")
-        interval = timedelta(hours=every_hours)
-        oldest = to_micros(now - self.expire_after)
-        return [
-            Overdue(episode_id, last_at, last_at + interval)
-            for episode_id, last_at in self.store.latest()
-            if last_at + interval < now and to_micros(last_at) >= oldest
-        ]
+        now = check_time(now, "now")
+        interval = timedelta(hours=check_every_hours(every_hours))
+        latest = self.store.latest()
+        return OverdueList(
+            (Overdue(episode_id, last_at, last_at + interval)
+             for episode_id, last_at in latest
+             # Differences, not sums: a time near the end of the calendar cannot overflow.
+             if now - last_at > interval and now - last_at <= self.expire_after),
+            latest.unreadable)
 
     def _with_history(self, report_result: TriageResult, report: SymptomReport,
                       facts: Mapping[str, FactValue], history: History,
@@ -191,7 +329,9 @@ class Timeline:
         explanation = rule.explanation.format_map(
             _MeasuredWithHistory(report, facts, self.engine.explainer.words))
         used = [e for name in condition_fields(rule.when) for e in history.evidence.get(name, ())]
-        unique = sorted(set(used), key=lambda e: e.at)
+        # Not set(): its order varies with string hashing from one process to the next,
+        # and check-ins at the same instant must be listed the same way by every replica.
+        unique = sorted(dict.fromkeys(used), key=lambda e: e.at)
         if unique:
             explanation += " Earlier check-ins used: " + "; ".join(map(str, unique)) + "."
         return Finding(rule_id=rule.id, level=rule.level, explanation=explanation,
@@ -220,3 +360,16 @@ class _MeasuredWithHistory(MeasuredValues):
         if name == "max_earlier_temperature_c":
             return f"{format_cut(Fraction(value), 2)} °C"
         return format_cut(Fraction(value), 1)
+
+
+def _span(delta: timedelta) -> str:
+    """A time difference in words, to the minute."""
+    minutes = int(delta.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} day(s)"] if days else []
+    if hours or (days and minutes):
+        parts.append(f"{hours} h")
+    if minutes or not parts:
+        parts.append(f"{minutes} min")
+    return " ".join(parts)

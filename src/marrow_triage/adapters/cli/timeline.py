@@ -1,4 +1,4 @@
-"""``marrow-triage timeline``: record, show and forget check-ins of a patient episode.
+"""``marrow-triage timeline``: record, show, forget and expire check-ins of patient episodes.
 
 Exit codes: 0 success, 2 invalid input (one line per problem on stderr, no traceback),
 1 for an internal engine or storage failure.
@@ -7,10 +7,10 @@ Exit codes: 0 success, 2 invalid input (one line per problem on stderr, no trace
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
+import math
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,18 +18,26 @@ import typer
 
 from marrow_triage.adapters.cli.packs import BaseOption, RulesOption, load_engine
 from marrow_triage.adapters.cli.report_input import fail, read_report
-from marrow_triage.engine.triage import EngineError
+from marrow_triage.errors import EngineError, StoreError, TimelineError
 from marrow_triage.models import TriageResult
 from marrow_triage.timeline.history import describe_time
-from marrow_triage.timeline.store import SQLiteStore
-from marrow_triage.timeline.timeline import Timeline, TimelineError, check_episode_id, check_time
+from marrow_triage.timeline.store import Unreadable, open_store
+from marrow_triage.timeline.timeline import (
+    MAX_EVERY_HOURS,
+    Timeline,
+    check_checkin_id,
+    check_episode_id,
+    check_time,
+)
 
-__all__ = ["timeline_app"]
+__all__ = ["DB_ENV", "timeline_app"]
+
+DB_ENV = "MARROW_TRIAGE_DB"
 
 timeline_app = typer.Typer(
     help=(
         "Follow-up check-ins of a patient episode, weighed with their history and stored "
-        "in SQLite.\n\n"
+        "in SQLite (one node) or PostgreSQL (several).\n\n"
         "Example: marrow-triage timeline record --episode ep-1 --at 2026-11-25T10:00Z "
         "report.json"
     ),
@@ -37,10 +45,15 @@ timeline_app = typer.Typer(
 )
 
 Episode = Annotated[str, typer.Option("--episode", help="Episode id (letters, digits, ._:@-).")]
-Db = Annotated[Path, typer.Option("--db", help="SQLite file holding the timeline.",
-                                  dir_okay=False)]
+Db = Annotated[str, typer.Option(
+    "--db", envvar=DB_ENV, show_envvar=True,
+    help="Where the timeline is: a SQLite file path, sqlite:///path.db, or "
+         "postgresql://user@host/db (needs the [postgres] extra).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-DEFAULT_DB = Path("marrow-timeline.db")
+Now = Annotated[str | None, typer.Option(
+    "--now", help="The current time (ISO 8601 with a zone); default: this machine's clock.")]
+DEFAULT_DB = "marrow-timeline.db"
+MAX_BATCH = 100_000
 
 
 def _episode(value: str) -> str:
@@ -61,16 +74,42 @@ def _time(value: str, option: str) -> datetime:
         fail([str(exc)])
 
 
+def _now(value: str | None) -> datetime:
+    return datetime.now(UTC) if value is None else _time(value, "--now")
+
+
+def _number(text: str, option: str, low: float, high: float, *, whole: bool = False) -> float:
+    """``text`` as a number within (low, high] (a whole one within [low, high] if ``whole``);
+    else a one-line error, exit 2. Parsed here, not by click, for that one line."""
+    kind = "whole number" if whole else "number"
+    try:
+        value = float(int(text)) if whole else float(text)
+    except ValueError:
+        value = math.nan
+    inside = low <= value <= high if whole else low < value <= high
+    if not (math.isfinite(value) and inside):
+        bounds = f"from {low:g} to {high:g}" if whole else f"above {low:g} and at most {high:g}"
+        fail([f"{option}: {text[:40]!r} is not valid: give a {kind} {bounds}"])
+    return value
+
+
+def _warn(unreadable: Iterable[Unreadable]) -> None:
+    for item in unreadable:
+        typer.echo(f"warning: {item}; skipped", err=True)
+
+
 @contextmanager
-def _open(db: Path, rules: Path | None = None, base: Path | None = None) -> Iterator[Timeline]:
+def _open(db: str, rules: Path | None = None, base: Path | None = None) -> Iterator[Timeline]:
     """The timeline in ``db`` weighed with the pack asked for, closed when done."""
     engine = load_engine(rules, base) if rules is not None else None
     try:
-        store = SQLiteStore(db)
-    except sqlite3.Error as exc:
-        fail([f"--db {db}: cannot open: {exc}"])
+        store = open_store(db)
+    except StoreError as exc:
+        fail([f"--db: {p}" for p in exc.problems])
     try:
         yield Timeline(store, engine)
+    except StoreError as exc:
+        fail([f"--db: {p}" for p in exc.problems], 1)
     finally:
         store.close()
 
@@ -90,27 +129,47 @@ def record(
     at: Annotated[str, typer.Option("--at", help="When the check-in was taken (ISO 8601, "
                                                 "with a time zone).")],
     db: Db = DEFAULT_DB,
+    checkin_id: Annotated[str | None, typer.Option(
+        "--checkin-id", help="Idempotency key: recording it again returns the stored "
+                             "result instead of recording twice.")] = None,
+    now: Now = None,
     as_json: AsJson = False,
     rules: RulesOption = None,
     base: BaseOption = None,
 ) -> None:
     """Record a check-in and print its result, weighed with the episode's history.
 
-    --rules takes a full pack or a site overlay, as for ``check``.
+    --rules takes a full pack or a site overlay, as for ``check``. A time more than a few
+    minutes past the clock, or far from every other check-in of the episode, is refused
+    (the limits are the pack's history settings).
     """
     episode_id = _episode(episode)
     when = _time(at, "--at")
+    clock = _now(now)
+    if checkin_id is not None:
+        try:
+            check_checkin_id(checkin_id)
+        except TimelineError as exc:
+            fail([f"--checkin-id: {exc}"])
     report = read_report(file)
     if base is not None and rules is None:
         fail(["--base: give --rules OVERLAY as well; --base names the pack it extends"])
     with _open(db, rules, base) as timeline:
         try:
-            result = timeline.record(episode_id, report, when)
+            recorded = timeline.record_checkin(episode_id, report, when,
+                                               checkin_id=checkin_id, now=clock)
+        except TimelineError as exc:
+            fail([f"--{p.field.replace('_', '-')}: {p.message}" if p.field else p.message
+                  for p in exc.problems])
         except EngineError as exc:
             fail([f"internal error: {exc}"], 1)
+    _warn(recorded.unreadable)
+    result = recorded.checkin.result
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
+        if recorded.replayed:
+            typer.echo(f"(check-in {checkin_id} was already recorded: its stored result)")
         typer.echo("\n".join(_result_lines(result)))
 
 
@@ -120,9 +179,10 @@ def show(episode: Episode, db: Db = DEFAULT_DB, as_json: AsJson = False) -> None
     episode_id = _episode(episode)
     with _open(db) as timeline:
         checkins = timeline.history(episode_id)
+    _warn(checkins.unreadable)
     if as_json:
         typer.echo(json.dumps([
-            {"at": c.at.isoformat(), "seq": c.seq,
+            {"at": c.at.isoformat(), "seq": c.seq, "checkin_id": c.checkin_id,
              "report": c.report.model_dump(mode="json", exclude_none=True),
              "result": c.result.model_dump(mode="json")} for c in checkins
         ], indent=2, ensure_ascii=False))
@@ -140,24 +200,46 @@ def show(episode: Episode, db: Db = DEFAULT_DB, as_json: AsJson = False) -> None
 
 @timeline_app.command()
 def forget(episode: Episode, db: Db = DEFAULT_DB) -> None:
-    """Erase every check-in of the episode."""
+    """Erase every check-in of the episode, and every copy in the database's files."""
     episode_id = _episode(episode)
     with _open(db) as timeline:
-        count = timeline.forget(episode_id)
-    typer.echo(f"Erased {count} check-in(s) of episode {episode_id}.")
+        forgotten = timeline.forget(episode_id)
+    typer.echo(f"Episode {episode_id}: {forgotten}.")
+
+
+@timeline_app.command()
+def expire(
+    before: Annotated[str, typer.Option(
+        "--before", help="Erase episodes whose latest check-in is before this time "
+                         "(ISO 8601 with a zone).")],
+    db: Db = DEFAULT_DB,
+    batch: Annotated[str, typer.Option(
+        "--batch", help=f"Episodes erased per transaction (1 to {MAX_BATCH}): other "
+                        "writers wait for at most one batch.")] = "500",
+) -> None:
+    """Erase expired episodes in bounded batches (run it from cron: retention)."""
+    cutoff = _time(before, "--before")
+    size = int(_number(batch, "--batch", 1, MAX_BATCH, whole=True))
+    with _open(db) as timeline:
+        erased = timeline.expire_before(cutoff, batch=size)
+    typer.echo(f"Erased {len(erased)} episode(s) whose latest check-in was before "
+               f"{describe_time(cutoff)}.")
 
 
 @timeline_app.command()
 def overdue(
-    every_hours: Annotated[float, typer.Option("--every-hours", min=0.01,
-                                               help="Hours between expected check-ins.")],
-    now: Annotated[str, typer.Option("--now", help="The current time (ISO 8601).")],
+    every_hours: Annotated[str, typer.Option(
+        "--every-hours", help=f"Hours between expected check-ins (above 0, at most "
+                              f"{MAX_EVERY_HOURS}).")],
+    now: Now = None,
     db: Db = DEFAULT_DB,
 ) -> None:
     """List episodes whose next check-in is overdue."""
-    when = _time(now, "--now")
+    hours = _number(every_hours, "--every-hours", 0, MAX_EVERY_HOURS)
+    when = _now(now)
     with _open(db) as timeline:
-        late = timeline.overdue(when, every_hours)
+        late = timeline.overdue(when, hours)
+    _warn(late.unreadable)
     for item in late:
         typer.echo(f"{item.episode_id}: last check-in {describe_time(item.last_at)}, "
                    f"due {describe_time(item.due_at)}")

@@ -1,0 +1,261 @@
+"""The timeline in PostgreSQL, shared by several service replicas (the ``[postgres]`` extra).
+
+Each record is one transaction that first takes a transaction-scoped advisory lock on the
+episode (``pg_advisory_xact_lock``): check-ins of one episode are serialised across every
+connection and replica, other episodes never wait, and no table is locked. Commits wait for
+the WAL flush (``synchronous_commit = on``), so an acknowledged check-in survives a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from marrow_triage.errors import StoreError
+from marrow_triage.models import SymptomReport
+from marrow_triage.timeline.store import (
+    MAX_AT,
+    MIN_AT,
+    SCHEMA_VERSION,
+    CheckIn,
+    CheckIns,
+    Evaluate,
+    Forgotten,
+    LatestCheckIns,
+    Recorded,
+    RowDecoder,
+    _redact,
+    decode_reports,
+    report_json,
+    same_checkin,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["PostgresStore"]
+
+EXTRA_MESSAGE = ("PostgreSQL needs the [postgres] extra: pip install 'marrow-triage[postgres]'")
+# The first key of the two-key advisory locks this library takes ("MaTr"), so that its
+# locks never collide with another application's single-key locks on the same database.
+_LOCK_CLASS = 0x4D615472
+_MIGRATION_LOCK = 0
+
+_TABLES = f"""
+CREATE TABLE checkins (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    episode_id text NOT NULL,
+    at timestamptz NOT NULL
+        CHECK (at >= '{MIN_AT.isoformat()}' AND at < '{MAX_AT.isoformat()}'),
+    report jsonb NOT NULL,
+    result jsonb NOT NULL,
+    checkin_id text
+);
+CREATE INDEX checkins_by_episode ON checkins (episode_id, at, seq);
+CREATE UNIQUE INDEX checkins_by_checkin_id ON checkins (episode_id, checkin_id)
+    WHERE checkin_id IS NOT NULL;
+CREATE TABLE marrow_schema (version integer NOT NULL);
+"""
+
+
+def _episode_key(episode_id: str) -> int:
+    """A stable signed 32-bit key for the episode's advisory lock.
+
+    Two episodes may share a key (they then wait for each other briefly); correctness
+    only needs one episode to always map to the same key, on every replica.
+    """
+    digest = hashlib.blake2b(episode_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresStore:
+    """Check-ins in a PostgreSQL database, through a pool of at most ``pool_size``
+    connections (psycopg 3). The schema is created, or migrated, on first use.
+
+    ``forget`` deletes the rows and vacuums the table, so the dead tuples are removed from
+    the table's pages too; the server's WAL segments and backups are the database's own
+    and are recycled by its retention settings (docs/deployment.md).
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10, timeout_s: float = 30.0) -> None:
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError:
+            raise StoreError(EXTRA_MESSAGE) from None
+        if not 1 <= pool_size <= 1000:
+            raise StoreError(f"pool size must be from 1 to 1000, not {pool_size}")
+        self.url = _redact(url)
+        self._psycopg = psycopg
+        self._vacuum_lock = threading.Lock()
+        try:
+            self._pool: ConnectionPool[Any] = ConnectionPool(
+                url, min_size=1, max_size=pool_size, timeout=timeout_s, open=False,
+                kwargs={"autocommit": False}, configure=self._configure)
+            self._pool.open(wait=True, timeout=timeout_s)
+        except (psycopg.Error, Exception) as exc:
+            raise StoreError(f"{self.url}: cannot connect: {_first_line(exc)}") from None
+        try:
+            self._migrate()
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @staticmethod
+    def _configure(conn: psycopg.Connection[Any]) -> None:
+        conn.autocommit = True
+        conn.execute("SET synchronous_commit = on")
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.autocommit = False
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except self._psycopg.Error as exc:
+            raise StoreError(f"{self.url}: {_first_line(exc)}") from None
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, _MIGRATION_LOCK))
+            tables = {row[0] for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()")}
+            if "marrow_schema" in tables:
+                row = conn.execute("SELECT MAX(version) FROM marrow_schema").fetchone()
+                version = (row[0] if row else None) or 0
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.url}: its timeline schema is version {version}, newer than "
+                        f"this marrow-triage knows ({SCHEMA_VERSION}); upgrade marrow-triage")
+                return
+            if "checkins" in tables:
+                raise StoreError(f"{self.url}: has a checkins table but no marrow_schema "
+                                 "table: not a marrow-triage database, or a damaged one")
+            for statement in _TABLES.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO marrow_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+
+    def record(self, episode_id: str, at: datetime, report: SymptomReport,
+               evaluate: Evaluate, checkin_id: str | None = None) -> Recorded:
+        """Store a check-in with the result ``evaluate`` gives, under the episode's lock."""
+        decoder = RowDecoder(episode_id)
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                         (_LOCK_CLASS, _episode_key(episode_id)))
+            if checkin_id is not None:
+                row = conn.execute(
+                    "SELECT seq, at, report::text, result::text FROM checkins "
+                    "WHERE episode_id = %s AND checkin_id = %s", (episode_id, checkin_id)
+                ).fetchone()
+                if row is not None:
+                    stored = decoder.checkin(row[0], row[1], row[2], row[3], checkin_id)
+                    if stored is None:
+                        raise StoreError(f"check-in {checkin_id!r} of episode {episode_id} "
+                                         "is stored but cannot be read")
+                    same_checkin(stored.at, stored.report, at, report, checkin_id)
+                    return Recorded(stored, replayed=True)
+            rows = conn.execute(
+                "SELECT seq, at, report::text FROM checkins WHERE episode_id = %s "
+                "ORDER BY at, seq", (episode_id,)).fetchall()
+            result = evaluate(decode_reports(rows, decoder))
+            inserted = conn.execute(
+                "INSERT INTO checkins (episode_id, at, report, result, checkin_id) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
+                (episode_id, at, report_json(report), result.model_dump_json(), checkin_id)
+            ).fetchone()
+        assert inserted is not None
+        return Recorded(CheckIn(episode_id, inserted[0], at, report, result, checkin_id),
+                        unreadable=tuple(decoder.unreadable))
+
+    def load(self, checkins: Iterable[CheckIn]) -> int:
+        """Import stored check-ins in bulk with COPY, in one transaction."""
+        count = 0
+        with self._transaction() as conn, conn.cursor() as cursor, cursor.copy(
+                "COPY checkins (episode_id, at, report, result, checkin_id) FROM STDIN"
+        ) as copy:
+            for c in checkins:
+                copy.write_row((c.episode_id, c.at, report_json(c.report),
+                                c.result.model_dump_json(), c.checkin_id))
+                count += 1
+        return count
+
+    def checkins(self, episode_id: str) -> CheckIns:
+        """The episode's check-ins ordered by ``at`` then ``seq``."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT seq, at, report::text, result::text, checkin_id FROM checkins "
+                "WHERE episode_id = %s ORDER BY at, seq", (episode_id,)).fetchall()
+        decoder = RowDecoder(episode_id)
+        read = [decoder.checkin(*row) for row in rows]
+        return CheckIns([c for c in read if c is not None], decoder.unreadable)
+
+    def forget(self, episode_id: str) -> Forgotten:
+        """Delete the episode's rows, then vacuum the table so no dead copy stays in it."""
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                         (_LOCK_CLASS, _episode_key(episode_id)))
+            count = conn.execute("DELETE FROM checkins WHERE episode_id = %s",
+                                 (episode_id,)).rowcount
+        if count:
+            pending = self._vacuum()
+            if pending:
+                return Forgotten(count, pending)
+        return Forgotten(count)
+
+    def _vacuum(self) -> str | None:
+        """VACUUM the table (outside a transaction), removing the deleted rows' dead copies
+        from its pages; a message saying what remains if it could not run."""
+        # One VACUUM at a time from this process: concurrent ones on a table only queue.
+        with self._vacuum_lock:
+            try:
+                with self._pool.connection() as conn:
+                    conn.autocommit = True
+                    try:
+                        conn.execute("VACUUM checkins")
+                    finally:
+                        conn.autocommit = False
+            except self._psycopg.Error as exc:
+                return f"pending in dead rows until the next VACUUM ({_first_line(exc)})"
+        return None
+
+    def expire(self, before: datetime, limit: int) -> list[str]:
+        """Erase at most ``limit`` episodes whose latest check-in is before ``before``."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT episode_id FROM checkins GROUP BY episode_id HAVING MAX(at) < %s "
+                "ORDER BY episode_id LIMIT %s", (before, limit)).fetchall()
+            ids = [row[0] for row in rows]
+            if ids:
+                conn.execute("DELETE FROM checkins WHERE episode_id = ANY(%s)", (ids,))
+        if ids:
+            self._vacuum()
+        return ids
+
+    def latest(self) -> LatestCheckIns:
+        """Each episode with the time of its latest check-in."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT episode_id, MAX(at) FROM checkins "
+                                "GROUP BY episode_id ORDER BY episode_id").fetchall()
+        return LatestCheckIns([(episode_id, at) for episode_id, at in rows])
+
+    def close(self) -> None:
+        """Close the pool's connections."""
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

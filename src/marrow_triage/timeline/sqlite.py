@@ -1,0 +1,239 @@
+"""The timeline in one SQLite file: standard library only, for one node."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from marrow_triage.errors import StoreError
+from marrow_triage.models import SymptomReport
+from marrow_triage.timeline.store import (
+    MAX_AT_US,
+    MIN_AT_US,
+    SCHEMA_VERSION,
+    CheckIn,
+    CheckIns,
+    Evaluate,
+    Forgotten,
+    LatestCheckIns,
+    Recorded,
+    RowDecoder,
+    decode_reports,
+    from_micros,
+    report_json,
+    same_checkin,
+    to_micros,
+)
+
+__all__ = ["SQLiteStore"]
+
+_TABLES = """
+CREATE TABLE checkins (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    episode_id TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    report TEXT NOT NULL,
+    result TEXT NOT NULL,
+    checkin_id TEXT
+);
+CREATE INDEX checkins_by_episode ON checkins (episode_id, at_us, seq);
+"""
+# Version 1 (0.1) had the table without checkin_id and no version table.
+_TO_VERSION_2 = """
+CREATE UNIQUE INDEX checkins_by_checkin_id ON checkins (episode_id, checkin_id)
+    WHERE checkin_id IS NOT NULL;
+CREATE TABLE marrow_schema (version INTEGER NOT NULL);
+"""
+_BUSY_TIMEOUT_MS = 30_000
+_CHECKPOINT_POLL_S = 0.05
+
+
+class SQLiteStore:
+    """Check-ins in one SQLite file (WAL journal, ``synchronous=FULL``, secure delete).
+
+    A check-in is committed and synced to disk before :meth:`record` returns, so a process
+    killed at any point loses no check-in whose result was returned. Each record is one
+    ``BEGIN IMMEDIATE`` transaction (SQLite's write lock), so processes sharing the file
+    weigh each check-in with every one committed before it. Forgotten episodes are
+    overwritten in the database file and the WAL is truncated; :meth:`forget` waits up to
+    ``checkpoint_deadline_s`` for readers that keep old copies alive, then says so.
+    """
+
+    def __init__(self, path: str | Path, *, checkpoint_deadline_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.checkpoint_deadline_s = checkpoint_deadline_s
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None,
+                                       check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open: {exc}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"{self.path}: cannot open: {exc}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _migrate(self) -> None:
+        with self._transaction():
+            names = {row[0] for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "marrow_schema" in names:
+                row = self._db.execute("SELECT MAX(version) FROM marrow_schema").fetchone()
+                version = row[0] or 0
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path}: its timeline schema is version {version}, newer than "
+                        f"this marrow-triage knows ({SCHEMA_VERSION}); upgrade marrow-triage")
+                return
+            if "checkins" not in names:
+                for statement in _TABLES.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            else:  # version 1
+                self._db.execute("ALTER TABLE checkins ADD COLUMN checkin_id TEXT")
+            for statement in _TO_VERSION_2.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute("INSERT INTO marrow_schema (version) VALUES (?)",
+                             (SCHEMA_VERSION,))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding SQLite's write lock from its first statement."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def record(self, episode_id: str, at: datetime, report: SymptomReport,
+               evaluate: Evaluate, checkin_id: str | None = None) -> Recorded:
+        """Store a check-in with the result ``evaluate`` gives, in one transaction."""
+        at_us = to_micros(at)
+        decoder = RowDecoder(episode_id)
+        with self._lock, self._transaction() as db:
+            if checkin_id is not None:
+                row = db.execute(
+                    "SELECT seq, at_us, report, result FROM checkins "
+                    "WHERE episode_id = ? AND checkin_id = ?", (episode_id, checkin_id)
+                ).fetchone()
+                if row is not None:
+                    stored = decoder.checkin(row[0], row[1], row[2], row[3], checkin_id)
+                    if stored is None:
+                        raise StoreError(f"check-in {checkin_id!r} of episode {episode_id} "
+                                         "is stored but cannot be read")
+                    same_checkin(stored.at, stored.report, at, report, checkin_id)
+                    return Recorded(stored, replayed=True)
+            rows = db.execute("SELECT seq, at_us, report FROM checkins WHERE episode_id = ? "
+                              "ORDER BY at_us, seq", (episode_id,)).fetchall()
+            episode = decode_reports(rows, decoder)
+            result = evaluate(episode)
+            cursor = db.execute(
+                "INSERT INTO checkins (episode_id, at_us, report, result, checkin_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (episode_id, at_us, report_json(report), result.model_dump_json(), checkin_id))
+            seq = cursor.lastrowid
+        assert seq is not None
+        return Recorded(CheckIn(episode_id, seq, from_micros(at_us), report, result, checkin_id),
+                        unreadable=tuple(decoder.unreadable))
+
+    def load(self, checkins: Iterable[CheckIn]) -> int:
+        """Import stored check-ins in bulk, in one transaction."""
+        rows = ((c.episode_id, to_micros(c.at), report_json(c.report),
+                 c.result.model_dump_json(), c.checkin_id) for c in checkins)
+        with self._lock, self._transaction() as db:
+            before = db.total_changes
+            db.executemany("INSERT INTO checkins (episode_id, at_us, report, result, "
+                           "checkin_id) VALUES (?, ?, ?, ?, ?)", rows)
+            return db.total_changes - before
+
+    def checkins(self, episode_id: str) -> CheckIns:
+        """The episode's check-ins ordered by ``at`` then ``seq``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, at_us, report, result, checkin_id FROM checkins "
+                "WHERE episode_id = ? ORDER BY at_us, seq", (episode_id,)).fetchall()
+        decoder = RowDecoder(episode_id)
+        read = [decoder.checkin(*row) for row in rows]
+        return CheckIns([c for c in read if c is not None], decoder.unreadable)
+
+    def forget(self, episode_id: str) -> Forgotten:
+        """Erase the episode from the database file and its WAL."""
+        with self._lock, self._transaction() as db:
+            count = db.execute("DELETE FROM checkins WHERE episode_id = ?",
+                               (episode_id,)).rowcount
+        if not self._checkpoint():
+            return Forgotten(count, "pending in the WAL until readers finish (another "
+                             f"connection kept reading for {self.checkpoint_deadline_s:g} s)")
+        return Forgotten(count)
+
+    def _checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it; False if readers kept it busy
+        until the deadline (their snapshots still need the old pages)."""
+        deadline = time.monotonic() + self.checkpoint_deadline_s
+        while True:
+            with self._lock:
+                self._db.execute("PRAGMA busy_timeout = 0")
+                try:
+                    busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    self._db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_CHECKPOINT_POLL_S)
+
+    def expire(self, before: datetime, limit: int) -> list[str]:
+        """Erase at most ``limit`` episodes whose latest check-in is before ``before``."""
+        cutoff = to_micros(before)
+        with self._lock, self._transaction() as db:
+            ids = [row[0] for row in db.execute(
+                "SELECT episode_id FROM checkins GROUP BY episode_id "
+                "HAVING MAX(at_us) < ? ORDER BY episode_id LIMIT ?", (cutoff, limit))]
+            db.executemany("DELETE FROM checkins WHERE episode_id = ?", [(i,) for i in ids])
+        if ids:
+            self._checkpoint()
+        return ids
+
+    def latest(self) -> LatestCheckIns:
+        """Each episode with the time of its latest readable check-in."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT episode_id, MAX(at_us) FROM checkins WHERE at_us BETWEEN ? AND ? "
+                "GROUP BY episode_id ORDER BY episode_id", (MIN_AT_US, MAX_AT_US)).fetchall()
+            bad = self._db.execute(
+                "SELECT episode_id, seq FROM checkins WHERE at_us NOT BETWEEN ? AND ? "
+                "ORDER BY episode_id, seq", (MIN_AT_US, MAX_AT_US)).fetchall()
+        unreadable = []
+        for episode_id, seq in bad:
+            decoder = RowDecoder(episode_id)
+            decoder.skip(seq, "its time is outside the range a check-in can take")
+            unreadable.extend(decoder.unreadable)
+        return LatestCheckIns([(e, from_micros(at_us)) for e, at_us in rows], unreadable)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
