@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -46,3 +48,27 @@ def pack_copy(tmp_path: Path) -> Path:
     target = tmp_path / "rules"
     shutil.copytree(RULES_DIR, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster for this test session (or the server named by
+    MARROW_TRIAGE_TEST_PG_URL). Without one, PostgreSQL tests skip with one line saying
+    how to run them, except under CI (CI=true), where they fail: they must never
+    silently skip there."""
+    import postgres_server as pg
+
+    if not pg.available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {pg.HOW_TO}")
+        pytest.skip(pg.HOW_TO)
+    with pg.PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture()
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url: str = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)

@@ -11,6 +11,7 @@
     ├── LocaleError                  a language the rule pack has no texts in
     ├── EngineError                  the engine failed on a valid report (never a result)
     ├── TimelineError                a check-in that cannot be recorded (episode id, time)
+    │   └── CheckInConflictError     its checkin_id was recorded with other content
     ├── StoreError                   a timeline store that cannot be read or written
     └── CdsError                     a CDS Hooks request that cannot be served
         ├── CdsAuthError             its client JWT is missing or not acceptable
@@ -36,6 +37,7 @@ __all__ = [
     "CdsAuthError",
     "CdsError",
     "CdsPrefetchError",
+    "CheckInConflictError",
     "ConditionError",
     "EngineError",
     "LocaleError",
@@ -179,6 +181,10 @@ class TimelineError(MarrowTriageError, ValueError):
 
     def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
         super().__init__(message, problems or [Problem(None, message)])
+
+
+class CheckInConflictError(TimelineError):
+    """A ``checkin_id`` already recorded for the episode with another time or report."""
 
 
 class StoreError(MarrowTriageError):

@@ -94,6 +94,9 @@ class PostgresStore:
         self._psycopg = psycopg
         self._vacuum_lock = threading.Lock()
         try:
+            # One direct connection first: a wrong URL or a server that is down fails now,
+            # with the server's reason, instead of after the pool's retries time out.
+            psycopg.connect(url, connect_timeout=max(1, int(timeout_s))).close()
             self._pool: ConnectionPool[Any] = ConnectionPool(
                 url, min_size=1, max_size=pool_size, timeout=timeout_s, open=False,
                 kwargs={"autocommit": False}, configure=self._configure)

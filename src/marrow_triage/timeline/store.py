@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
-from marrow_triage.errors import Problem, StoreError, TimelineError
+from marrow_triage.errors import CheckInConflictError, Problem, StoreError
 from marrow_triage.models import SymptomReport, TriageResult
 
 __all__ = [
@@ -330,10 +330,11 @@ def decode_reports(rows: Sequence[tuple[int, datetime | int, str]],
 
 def same_checkin(stored_at: datetime, stored_report: SymptomReport, at: datetime,
                  report: SymptomReport, checkin_id: str) -> None:
-    """Nothing if a retry under ``checkin_id`` carries what was stored; else an error."""
+    """Nothing if a retry under ``checkin_id`` carries what was stored; else
+    :class:`CheckInConflictError`."""
     if stored_at == at and stored_report == report:
         return
-    raise TimelineError(
+    raise CheckInConflictError(
         f"checkin_id {checkin_id!r} was already recorded for this episode with a different "
         "time or report; a retry must send the same check-in, a new check-in a new id",
         [Problem("checkin_id", "already used for a different check-in")])

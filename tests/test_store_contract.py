@@ -1,0 +1,314 @@
+"""The Store contract, run unchanged against SQLite and a real PostgreSQL server.
+
+Every test takes ``store_url`` (a fresh database of each backend) and opens it with
+``open_store``, as the CLI and the service do. PostgreSQL comes from the throwaway cluster
+of conftest.py (or MARROW_TRIAGE_TEST_PG_URL); without a server these skip on a developer's
+machine and fail under CI.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from marrow_triage import StoreError, TimelineError, TriageEngine, Urgency
+from marrow_triage.models import SymptomReport, TriageResult
+from marrow_triage.timeline import (
+    SCHEMA_VERSION,
+    CheckIn,
+    Reported,
+    SQLiteStore,
+    Store,
+    Timeline,
+    open_store,
+)
+from marrow_triage.timeline.store import MAX_AT, MIN_AT
+
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+REPORT = SymptomReport.model_validate({"hours_since_procedure": 10, "site_pain": 2})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'contract.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def result(engine: TriageEngine) -> TriageResult:
+    return engine.triage(REPORT)
+
+
+def _fixed(result: TriageResult) -> Callable[[Sequence[Reported]], TriageResult]:
+    """An evaluation that always gives ``result`` (the contract is about storage)."""
+    def evaluate(_episode: Sequence[Reported]) -> TriageResult:
+        return result
+    return evaluate
+
+
+def test_is_a_store(store: Store) -> None:
+    assert isinstance(store, Store)
+    assert "://" in store.url
+
+
+def test_record_and_read_back_in_time_order(store: Store, result: TriageResult) -> None:
+    for minutes, cid in ((60, "b"), (0, None), (60, "c"), (30, "a")):
+        store.record("ep-1", T0 + timedelta(minutes=minutes), REPORT, _fixed(result), cid)
+    store.record("ep-2", T0, REPORT, _fixed(result))
+    read = store.checkins("ep-1")
+    assert [(c.at - T0, c.checkin_id) for c in read] == [
+        (timedelta(0), None), (timedelta(minutes=30), "a"), (timedelta(minutes=60), "b"),
+        (timedelta(minutes=60), "c")]  # same time: in the order recorded
+    assert all(c.report == REPORT and c.result == result for c in read)
+    assert read.unreadable == ()
+    assert store.checkins("unknown") == []
+
+
+def test_evaluate_sees_the_episode_in_time_order(store: Store, result: TriageResult) -> None:
+    seen: list[list[datetime]] = []
+
+    def evaluate(episode: Sequence[Reported]) -> TriageResult:
+        seen.append([c.at for c in episode])
+        return result
+
+    for minutes in (50, 10, 30):
+        store.record("ep-1", T0 + timedelta(minutes=minutes), REPORT, evaluate)
+    assert seen[-1] == [T0 + timedelta(minutes=10), T0 + timedelta(minutes=50)]
+
+
+@pytest.mark.parametrize("at", [MIN_AT, MAX_AT - timedelta(days=1, microseconds=1),
+                                datetime(2026, 3, 29, 1, 59, 59, 999_999, tzinfo=UTC)])
+def test_times_round_trip_to_the_microsecond(store: Store, result: TriageResult,
+                                             at: datetime) -> None:
+    recorded = store.record("ep-1", at, REPORT, _fixed(result))
+    [read] = store.checkins("ep-1")
+    assert read.at == at == recorded.checkin.at
+    assert read.at.utcoffset() == timedelta(0)
+
+
+def test_a_failing_evaluation_writes_nothing(store: Store) -> None:
+    def refuse(_episode: Sequence[Reported]) -> TriageResult:
+        raise TimelineError("no")
+
+    with pytest.raises(TimelineError):
+        store.record("ep-1", T0, REPORT, refuse)
+    assert store.checkins("ep-1") == []
+
+
+def test_a_retry_returns_the_stored_result_and_records_once(store: Store,
+                                                            result: TriageResult,
+                                                            engine: TriageEngine) -> None:
+    first = store.record("ep-1", T0, REPORT, _fixed(result), "visit-1")
+    other = engine.triage({"hours_since_procedure": 1, "chest_pain": True})
+    again = store.record("ep-1", T0, REPORT, _fixed(other), "visit-1")
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.checkin == first.checkin  # the stored result, not a new evaluation
+    assert len(store.checkins("ep-1")) == 1
+    # The same id in another episode is another check-in.
+    assert not store.record("ep-2", T0, REPORT, _fixed(result), "visit-1").replayed
+    # The same id with another time or report is refused, and nothing is written.
+    for at, report in ((T0 + timedelta(minutes=1), REPORT),
+                       (T0, SymptomReport(hours_since_procedure=10, site_pain=3))):
+        with pytest.raises(TimelineError, match="checkin_id 'visit-1' was already recorded"):
+            store.record("ep-1", at, report, _fixed(result), "visit-1")
+    assert len(store.checkins("ep-1")) == 1
+
+
+def test_records_of_one_episode_are_serialised(store_url: str, result: TriageResult) -> None:
+    """Writers on separate connections, all at once: each is weighed with every check-in
+    committed before it, so the history sizes they saw are 0, 1, ..., n-1."""
+    writers, each = 4, 6
+    seen: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def evaluate(episode: Sequence[Reported]) -> TriageResult:
+        with lock:
+            seen.append(len(episode))
+        return result
+
+    def write(n: int) -> None:
+        own = open_store(store_url)
+        try:
+            barrier.wait()
+            for i in range(each):
+                own.record("same", T0, REPORT, evaluate, f"w{n}-{i}")
+        except BaseException as exc:  # reported below, with the others' results
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    assert sorted(seen) == list(range(writers * each))
+    with open_store(store_url) as check:
+        assert len(check.checkins("same")) == writers * each
+
+
+def test_forget_erases_every_checkin_of_the_episode(store: Store, result: TriageResult) -> None:
+    for minutes in range(3):
+        store.record("gone", T0 + timedelta(minutes=minutes), REPORT, _fixed(result))
+    store.record("kept", T0, REPORT, _fixed(result))
+    forgotten = store.forget("gone")
+    assert (forgotten.count, forgotten.complete) == (3, True)
+    assert store.checkins("gone") == []
+    assert len(store.checkins("kept")) == 1
+    assert store.forget("gone").count == 0
+
+
+def test_expire_erases_whole_episodes_in_bounded_batches(store: Store,
+                                                         result: TriageResult) -> None:
+    for n in range(5):
+        store.record(f"old-{n}", T0 + timedelta(hours=n), REPORT, _fixed(result))
+    store.record("mixed", T0, REPORT, _fixed(result))
+    store.record("mixed", T0 + timedelta(days=10), REPORT, _fixed(result))
+    cutoff = T0 + timedelta(days=1)
+    assert store.expire(cutoff, 2) == ["old-0", "old-1"]
+    assert store.expire(cutoff, 2) == ["old-2", "old-3"]
+    assert store.expire(cutoff, 2) == ["old-4"]
+    assert store.expire(cutoff, 2) == []
+    assert len(store.checkins("mixed")) == 2  # its latest check-in is recent
+
+
+def test_latest_lists_each_episode_once(store: Store, result: TriageResult) -> None:
+    store.record("b", T0, REPORT, _fixed(result))
+    store.record("a", T0 + timedelta(hours=2), REPORT, _fixed(result))
+    store.record("a", T0 + timedelta(hours=1), REPORT, _fixed(result))
+    assert list(store.latest()) == [("a", T0 + timedelta(hours=2)), ("b", T0)]
+
+
+def test_load_imports_checkins_as_they_are(store: Store, result: TriageResult) -> None:
+    rows = [CheckIn(f"ep-{n % 7}", 0, T0 + timedelta(minutes=n), REPORT, result,
+                    f"id-{n}" if n % 2 else None) for n in range(70)]
+    assert store.load(iter(rows)) == 70
+    read = store.checkins("ep-3")
+    assert [c.at for c in read] == [r.at for r in rows if r.episode_id == "ep-3"]
+    assert len({c.seq for c in read}) == 10
+    # The imported checkin_id guards retries like a recorded one.
+    assert store.record("ep-1", T0 + timedelta(minutes=1), REPORT, _fixed(result),
+                        "id-1").replayed
+
+
+def test_the_timeline_gives_the_same_answers_on_every_store(store: Store,
+                                                           engine: TriageEngine) -> None:
+    timeline = Timeline(store, engine, clock=lambda: T0 + timedelta(days=2))
+    fever = {"hours_since_procedure": 50, "temperature": {"value": 38.1, "unit": "C"}}
+    paris = timezone(timedelta(hours=1))
+    assert timeline.record("ep-1", {**fever, "low_white_cell_count": False}, T0).level \
+        is Urgency.SOON
+    second = timeline.record("ep-1", fever, datetime(2026, 11, 25, 10, 5, tzinfo=paris))
+    assert second.level is Urgency.URGENT
+    assert "fever-sustained" in {f.rule_id for f in second.findings}
+    assert [c.result for c in timeline.history("ep-1")][1] == second
+
+
+def test_a_newer_schema_is_refused(store_url: str) -> None:
+    open_store(store_url).close()
+    _execute(store_url, f"INSERT INTO marrow_schema (version) VALUES ({SCHEMA_VERSION + 1})")
+    with pytest.raises(StoreError, match=f"schema is version {SCHEMA_VERSION + 1}, newer than"):
+        open_store(store_url)
+
+
+def test_reopening_keeps_the_data_and_the_schema(store_url: str, result: TriageResult) -> None:
+    with open_store(store_url) as first:
+        first.record("ep-1", T0, REPORT, _fixed(result))
+    with open_store(store_url) as again:
+        assert len(again.checkins("ep-1")) == 1
+    assert _query(store_url, "SELECT version FROM marrow_schema") == [(SCHEMA_VERSION,)]
+
+
+def _execute(url: str, sql: str) -> None:
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.split("///", 1)[1]) as raw:
+            raw.execute(sql)
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _query(url: str, sql: str) -> list[tuple[object, ...]]:
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.split("///", 1)[1]) as raw:
+            return raw.execute(sql).fetchall()
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+# --- SQLite only: the 0.1 file format, and URLs ----------------------------------------
+
+def test_a_version_1_sqlite_file_is_migrated(tmp_path: Path, result: TriageResult) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript("""
+            CREATE TABLE checkins (seq INTEGER PRIMARY KEY AUTOINCREMENT, episode_id TEXT
+                NOT NULL, at_us INTEGER NOT NULL, report TEXT NOT NULL, result TEXT NOT NULL);
+            CREATE INDEX checkins_by_episode ON checkins (episode_id, at_us, seq);""")
+        raw.execute("INSERT INTO checkins (episode_id, at_us, report, result) VALUES "
+                    "('ep-1', ?, ?, ?)", (int(T0.timestamp() * 10**6),
+                                           REPORT.model_dump_json(), result.model_dump_json()))
+    with SQLiteStore(path) as store:
+        [old] = store.checkins("ep-1")
+        assert (old.at, old.report, old.checkin_id) == (T0, REPORT, None)
+        assert store.record("ep-1", T0, REPORT, _fixed(result), "new").checkin.seq == 2
+    assert _query(f"sqlite:///{path}", "SELECT version FROM marrow_schema") == [
+        (SCHEMA_VERSION,)]
+
+
+@pytest.mark.parametrize("form", ["plain", "relative", "absolute"])
+def test_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = {"plain": "t.db", "relative": "sqlite:///t.db",
+           "absolute": f"sqlite:///{tmp_path / 't.db'}"}[form]
+    with open_store(url) as store:
+        assert isinstance(store, SQLiteStore)
+        assert store.path.resolve() == tmp_path / "t.db"
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("", "the database URL is empty"),
+    ("mysql://h/db", "unknown database scheme 'mysql'"),
+    ("sqlite://", "give sqlite:///relative.db"),
+    ("sqlite:///nonexistent-dir/x/t.db", "cannot open"),
+])
+def test_bad_urls_are_store_errors(url: str, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        open_store(url)
+
+
+def test_a_missing_postgres_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(StoreError) as caught:
+        open_store("postgresql://u@127.0.0.1:1/db")
+    assert str(caught.value) == ("PostgreSQL needs the [postgres] extra: "
+                                 "pip install 'marrow-triage[postgres]'")
+
+
+def test_a_password_never_appears_in_messages() -> None:
+    with pytest.raises(StoreError) as caught:
+        open_store("postgresql://u:hunter2-secret@127.0.0.1:1/db?connect_timeout=1")
+    assert "hunter2-secret" not in str(caught.value)
+    assert "cannot connect" in str(caught.value)
