@@ -29,6 +29,7 @@ from live_server import LiveServer
 from marrow_triage import TriageEngine
 from marrow_triage.adapters.cds_hooks.hooks import SERVICE_ID
 from marrow_triage.adapters.service.app import create_app
+from marrow_triage.timeline import SQLiteStore, Timeline
 
 TOKEN = "schemathesis-api-token-0123456789abcdef"
 ISSUER = "https://ehr.example.org"
@@ -39,14 +40,18 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     public = KEY.public_key()
     clients = {ISSUER: {"keys": [{**jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True),
                                   "kid": "k1"}]}}
     engine = TriageEngine.default()
+    store = SQLiteStore(tmp_path_factory.mktemp("schemathesis") / "timeline.db")
+    timeline = Timeline(store, engine)
     with LiveServer(lambda url: create_app(engine, token=TOKEN, cds_keys=clients,
-                                           public_url=url, max_batch=20)) as live:
+                                           public_url=url, max_batch=20,
+                                           timeline=timeline)) as live:
         yield live
+    store.close()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +72,9 @@ def _headers(server: LiveServer, path: str) -> dict[str, str]:
 
 OPERATIONS = ["GET /healthz", "POST /v1/triage", "POST /v1/triage/batch", "GET /v1/rules",
               "GET /v1/cds-feedback", "GET /cds-services", f"POST {CDS_PATH}",
-              f"POST {CDS_PATH}/feedback"]
+              f"POST {CDS_PATH}/feedback",
+              "POST /v1/episodes/{episode_id}/checkins", "GET /v1/episodes/{episode_id}",
+              "DELETE /v1/episodes/{episode_id}"]
 
 
 def test_schema_lists_every_operation(schema: Any) -> None:

@@ -19,8 +19,10 @@ Reports are health data, so:
 Needs the ``[service]`` extra.
 
 >>> app = create_app(token="a-secret-of-at-least-32-characters")
->>> sorted(r.path for r in app.routes if r.path.startswith("/v1"))
-['/v1/cds-feedback', '/v1/rules', '/v1/triage', '/v1/triage/batch']
+>>> sorted({r.path for r in app.routes if r.path.startswith("/v1")})
+... # doctest: +NORMALIZE_WHITESPACE
+['/v1/cds-feedback', '/v1/episodes/{episode_id}', '/v1/episodes/{episode_id}/checkins',
+ '/v1/rules', '/v1/triage', '/v1/triage/batch']
 """
 
 import enum
@@ -55,6 +57,7 @@ from marrow_triage.adapters.cds_hooks.hooks import (
     build_cards,
     discovery,
 )
+from marrow_triage.adapters.service.timeline import TimelineService, timeline_router
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.errors import CdsPrefetchError, ReportError
 from marrow_triage.errors import Problem as ErrorProblem
@@ -68,6 +71,7 @@ from marrow_triage.models import (
 )
 from marrow_triage.pack.catalogue import rule_condition_in_words
 from marrow_triage.pack.spec import RuleSpec
+from marrow_triage.timeline.timeline import Timeline
 
 __all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_MAX_BODY_BYTES", "create_app"]
 
@@ -492,6 +496,7 @@ def create_app(
     public_url: str | Sequence[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_batch: int = DEFAULT_MAX_BATCH,
+    timeline: Timeline | None = None,
 ) -> FastAPI:
     """The FastAPI application.
 
@@ -502,7 +507,9 @@ def create_app(
     defaults to ``$MARROW_TRIAGE_PUBLIC_URL`` and is required with CDS clients.
 
     Raises ValueError for a configuration it cannot serve safely. ``app.state.problems``
-    lists why the app is not ready (``/healthz`` answers 503 with them).
+    lists why the app is not ready (``/healthz`` answers 503 with them). ``timeline``
+    serves ``/v1/episodes``; by default it is opened on first use from the store URL in
+    ``$MARROW_TRIAGE_DB`` (unset: those endpoints answer 503).
     """
     engine = engine if engine is not None else TriageEngine.default()
     token, clients, public_urls = _settings(token, cds_keys, public_url)
@@ -527,6 +534,7 @@ def create_app(
     secured = [Depends(HTTPBearer(auto_error=False, description=f"The token in ${TOKEN_ENV}."))]
     _add_triage_routes(app, engine, secured, max_batch)
     _add_rules_route(app, engine, secured)
+    _add_timeline_routes(app, engine, secured, timeline)
     _add_cds_routes(app, engine)
     _add_cds_feedback_routes(app, secured)
     return app
@@ -597,6 +605,13 @@ def _add_rules_route(app: FastAPI, engine: TriageEngine, secured: list[Any]) -> 
             rules=[_rule_entry(engine, r) for r in sorted(
                 pack.rules, key=lambda r: (-r.level.rank, r.id))],
         )
+
+
+def _add_timeline_routes(app: FastAPI, engine: TriageEngine, secured: list[Any],
+                         timeline: Timeline | None) -> None:
+    episodes = (TimelineService(lambda: timeline) if timeline is not None else
+                TimelineService.from_environment(lambda store: Timeline(store, engine)))
+    app.include_router(timeline_router(episodes), dependencies=secured)
 
 
 def _add_cds_routes(app: FastAPI, engine: TriageEngine) -> None:
