@@ -76,15 +76,26 @@ def derive(earlier: Sequence[Earlier], report: SymptomReport, at: datetime,
 def _temperatures(history: History, earlier: Sequence[Earlier], report: SymptomReport,
                   at: datetime, settings: HistorySettings) -> None:
     raised = Fraction(decimal_of(settings.raised_temperature_c))
-    readings = [(c, celsius(c.report.temperature)) for c in earlier
-                if c.report.temperature is not None]
+    # Readings repeat (taken to 0.1 degree): convert each distinct one once, so a long
+    # history costs a lookup per check-in rather than exact arithmetic.
+    converted: dict[tuple[float, object], Fraction] = {}
+    readings = []
+    for c in earlier:
+        reading = c.report.temperature
+        if reading is None:
+            continue
+        key = (reading.value, reading.unit)
+        value = converted.get(key)
+        if value is None:
+            value = converted[key] = celsius(reading)
+        readings.append((c, value))
     if readings:
-        highest = max(value for _, value in readings)
+        highest = max(converted.values())
         history.facts["max_earlier_temperature_c"] = highest
+        last = next(c for c, value in reversed(readings) if value == highest)
+        assert last.report.temperature is not None
         history.evidence["max_earlier_temperature_c"] = [
-            Evidence(c.at, format_temperature(c.report.temperature))
-            for c, value in readings if value == highest and c.report.temperature is not None
-        ][-1:]
+            Evidence(last.at, format_temperature(last.report.temperature))]
     if report.temperature is None or celsius(report.temperature) < raised:
         return
     start, chain = at, []
