@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_CORE := $(VENV)/.installed-core
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint types pytest bench docs fuzz clean
+.PHONY: demo test lint types pytest bench bench-timeline docs fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: lint types pytest
 
 bench: $(STAMP_DEV)
 	$(BIN)/python benchmarks/run.py
+
+# The timeline on SQLite and a throwaway PostgreSQL cluster (needs Debian's postgresql
+# package, as .ci/run installs it): loads 1,000,000 check-ins, so minutes, not seconds.
+bench-timeline: $(STAMP_DEV)
+	$(BIN)/python benchmarks/timeline.py
 
 # Coverage-guided fuzzing of the JSON entry point (a 1,500-run version is in the suite).
 fuzz: $(STAMP_DEV)
