@@ -17,7 +17,7 @@ from marrow_triage import TriageEngine
 from marrow_triage.adapters.service.app import create_app
 from marrow_triage.timeline import SQLiteStore, Timeline
 
-TOKEN = "timeline-token-5e0d"
+TOKEN = "timeline-token-5e0d-000000000000000000"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 NOW = datetime.now(UTC).replace(microsecond=0)
 FEVER = {"hours_since_procedure": 50, "temperature": {"value": 38.1, "unit": "C"}}
@@ -158,3 +158,16 @@ def test_the_store_comes_from_marrow_triage_db(tmp_path: Path, engine: TriageEng
         assert post(c, "ep-env", FEVER, _at(0)).status_code == 200
     with SQLiteStore(tmp_path / "env.db") as store:
         assert len(store.checkins("ep-env")) == 1
+
+
+def test_serve_stops_at_once_when_the_store_cannot_be_opened(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from marrow_triage.adapters.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "--port", "0", "--db",
+                                      "postgresql://marrow@127.0.0.1:1/none?connect_timeout=2"],
+                                env={"MARROW_TRIAGE_API_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert result.output.startswith("--db: postgresql://marrow@127.0.0.1:1/none")
+    assert "cannot connect" in result.output and "Traceback" not in result.output

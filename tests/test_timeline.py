@@ -542,3 +542,20 @@ def test_threads_share_one_timeline(timeline: Timeline) -> None:
     # from the third the rising pain (soon) plus the borderline reading escalate too.
     assert outcomes == [[Urgency.SOON, Urgency.URGENT, Urgency.URGENT, Urgency.URGENT]] * 12
     assert all(len(timeline.history(f"ep-{n}")) == 4 for n in range(12))
+
+
+def test_cli_checkin_id_makes_a_retry_return_the_stored_result(tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = str(tmp_path / "cli.db")
+    args = ["timeline", "record", "--db", db, "--episode", "ep-1", "--at",
+            "2026-11-25T08:00:00Z", "--now", "2026-11-26T00:00Z", "--checkin-id", "visit-1", "-"]
+    report = '{"hours_since_procedure": 10, "temperature": {"value": 38.1, "unit": "C"}}'
+    first = runner.invoke(app, args, input=report)
+    again = runner.invoke(app, args, input=report)
+    assert first.exit_code == again.exit_code == 0, again.output
+    assert "was already recorded: its stored result" in again.output
+    with SQLiteStore(db) as store:
+        assert [c.checkin_id for c in store.checkins("ep-1")] == ["visit-1"]
+    other = runner.invoke(app, args, input=report.replace("38.1", "38.4"))
+    assert other.exit_code == 2
+    assert "--checkin-id: already used for a different check-in" in other.output

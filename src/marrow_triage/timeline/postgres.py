@@ -30,8 +30,8 @@ from marrow_triage.timeline.store import (
     RowDecoder,
     _redact,
     decode_reports,
+    replay,
     report_json,
-    same_checkin,
 )
 
 if TYPE_CHECKING:
@@ -159,12 +159,7 @@ class PostgresStore:
                     "WHERE episode_id = %s AND checkin_id = %s", (episode_id, checkin_id)
                 ).fetchone()
                 if row is not None:
-                    stored = decoder.checkin(row[0], row[1], row[2], row[3], checkin_id)
-                    if stored is None:
-                        raise StoreError(f"check-in {checkin_id!r} of episode {episode_id} "
-                                         "is stored but cannot be read")
-                    same_checkin(stored.at, stored.report, at, report, checkin_id)
-                    return Recorded(stored, replayed=True)
+                    return replay(decoder, row, at, report, checkin_id)
             rows = conn.execute(
                 "SELECT seq, at, report::text FROM checkins WHERE episode_id = %s "
                 "ORDER BY at, seq", (episode_id,)).fetchall()

@@ -25,8 +25,8 @@ from marrow_triage.timeline.store import (
     RowDecoder,
     decode_reports,
     from_micros,
+    replay,
     report_json,
-    same_checkin,
     to_micros,
 )
 
@@ -133,12 +133,7 @@ class SQLiteStore:
                     "WHERE episode_id = ? AND checkin_id = ?", (episode_id, checkin_id)
                 ).fetchone()
                 if row is not None:
-                    stored = decoder.checkin(row[0], row[1], row[2], row[3], checkin_id)
-                    if stored is None:
-                        raise StoreError(f"check-in {checkin_id!r} of episode {episode_id} "
-                                         "is stored but cannot be read")
-                    same_checkin(stored.at, stored.report, at, report, checkin_id)
-                    return Recorded(stored, replayed=True)
+                    return replay(decoder, row, at, report, checkin_id)
             rows = db.execute("SELECT seq, at_us, report FROM checkins WHERE episode_id = ? "
                               "ORDER BY at_us, seq", (episode_id,)).fetchall()
             episode = decode_reports(rows, decoder)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 from pydantic import TypeAdapter, ValidationError
@@ -328,16 +328,21 @@ def decode_reports(rows: Sequence[tuple[int, datetime | int, str]],
             for (seq, at, _), report in zip(good, reports, strict=True)]
 
 
-def same_checkin(stored_at: datetime, stored_report: SymptomReport, at: datetime,
-                 report: SymptomReport, checkin_id: str) -> None:
-    """Nothing if a retry under ``checkin_id`` carries what was stored; else
+def replay(decoder: RowDecoder, row: Sequence[Any], at: datetime, report: SymptomReport,
+           checkin_id: str) -> Recorded:
+    """The stored check-in ``row`` (seq, at, report, result) found under ``checkin_id``,
+    returned for a retry that carries the same time and report; else
     :class:`CheckInConflictError`."""
-    if stored_at == at and stored_report == report:
-        return
-    raise CheckInConflictError(
-        f"checkin_id {checkin_id!r} was already recorded for this episode with a different "
-        "time or report; a retry must send the same check-in, a new check-in a new id",
-        [Problem("checkin_id", "already used for a different check-in")])
+    stored = decoder.checkin(row[0], row[1], row[2], row[3], checkin_id)
+    if stored is None:
+        raise StoreError(f"check-in {checkin_id!r} of episode {decoder.episode_id} is stored "
+                         "but cannot be read")
+    if stored.at != at or stored.report != report:
+        raise CheckInConflictError(
+            f"checkin_id {checkin_id!r} was already recorded for this episode with a "
+            "different time or report; a retry must send the same check-in, a new check-in "
+            "a new id", [Problem("checkin_id", "already used for a different check-in")])
+    return Recorded(stored, replayed=True)
 
 
 def report_json(report: SymptomReport) -> str:

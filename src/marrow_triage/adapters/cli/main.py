@@ -36,11 +36,13 @@ from marrow_triage.adapters.cli.report_input import (
 )
 from marrow_triage.adapters.cli.timeline import timeline_app
 from marrow_triage.engine.triage import EngineError, TriageEngine
-from marrow_triage.errors import RulePackError
+from marrow_triage.errors import RulePackError, StoreError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.pack.loader import default_rules_path
 from marrow_triage.pack.spec import RulePack
+from marrow_triage.timeline.store import open_store
+from marrow_triage.timeline.timeline import Timeline
 
 __all__ = ["app", "main", "validation_lines"]
 
@@ -305,6 +307,13 @@ def serve(
              "believed; by default nobody's.",
         envvar="MARROW_TRIAGE_FORWARDED_ALLOW_IPS")] = None,
     base: BaseOption = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", envvar="MARROW_TRIAGE_DB", show_envvar=True,
+        help="The timeline store behind /v1/episodes: a SQLite path or sqlite:///path.db "
+             "(one node), postgresql://... (several replicas). Unset: those answer 503.")] = None,
+    db_pool_size: Annotated[int, typer.Option(
+        "--db-pool-size", envvar="MARROW_TRIAGE_DB_POOL_SIZE",
+        help="PostgreSQL connections per process.", min=1, max=1000)] = 10,
 ) -> None:
     """Run the HTTP service (needs the "service" extra).
 
@@ -325,8 +334,14 @@ def serve(
         typer.echo(f"warning: listening on {host}, beyond this machine; reports are health "
                    "data: put TLS in front of the service", err=True)
     engine = load_engine(rules, base)
+    timeline = None
+    if db:  # opened now, so a wrong URL or a database that is down stops the start
+        try:
+            timeline = Timeline(open_store(db, pool_size=db_pool_size), engine)
+        except StoreError as exc:
+            fail([f"--db: {p}" for p in exc.problems])
     try:
-        application = create_app(engine)
+        application = create_app(engine, timeline=timeline)
     except ValueError as exc:
         fail([f"configuration: {exc}"])
     if application.state.problems:  # it would start, and refuse every /v1 call
