@@ -246,3 +246,28 @@ def test_implausible_temperature_message_does_not_repeat_the_reading() -> None:
     [error] = info.value.errors()
     assert "41.73" not in error["msg"]
     assert "expected 86 to 113 °F" in error["msg"]
+
+
+def test_an_invalid_report_is_a_report_error_naming_each_field_and_still_pydantics() -> None:
+    """triage() raises the library's ReportError (problems by field, a did-you-mean, no
+    values quoted); callers catching pydantic's ValidationError keep working; the error
+    survives pickling (worker processes) with its problems and its count of the rest."""
+    import pickle
+
+    from marrow_triage import ReportError, triage
+
+    data = {**BASE, "chils": True, "site_pain": 99,
+            **{f"k{i:02d}": 1 for i in range(MAX_LISTED_PROBLEMS + 5)}}
+    with pytest.raises(ReportError) as info:
+        triage(data)
+    error = info.value
+    assert isinstance(error, ValidationError)
+    assert isinstance(error.__cause__, ValidationError)
+    assert error.errors() == error.__cause__.errors()
+    assert "99" not in str(error)
+    assert error.problems[0].field == "chils"
+    assert "did you mean 'chills'?" in error.problems[0].message
+    assert len(error.problems) == MAX_LISTED_PROBLEMS and error.unlisted > 0
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.problems, again.unlisted, str(again)) == (error.problems, error.unlisted,
+                                                             str(error))

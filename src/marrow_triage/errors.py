@@ -272,9 +272,26 @@ class ReportValidationError(ReportError, pydantic_core.ValidationError):
         error.__cause__ = exc
         return error
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pydantic's own reduce rebuilds from the errors alone: keep the problems as listed.
+        return _rebuilt_report_error, (self.title, _reduced_errors(self), self.problems,
+                                       self.unlisted)
+
     def __str__(self) -> str:
         more = f"\n  ... and {self.unlisted} more problem(s)" if self.unlisted else ""
         return f"{self.args[0]}{more}"
+
+
+def _reduced_errors(error: pydantic_core.ValidationError) -> list[pydantic_core.InitErrorDetails]:
+    return [_init_details(e) for e in error.errors(include_url=False)]
+
+
+def _rebuilt_report_error(title: str, details: list[pydantic_core.InitErrorDetails],
+                          problems: tuple[Problem, ...], unlisted: int) -> ReportValidationError:
+    error = ReportValidationError.from_exception_data(title, details)
+    ReportError.__init__(error, problems)
+    error.unlisted = unlisted
+    return error
 
 
 _PYDANTIC_ERROR_TYPES = frozenset(get_args(pydantic_core.core_schema.ErrorType))
@@ -287,6 +304,8 @@ def _init_details(error: Mapping[str, Any]) -> pydantic_core.InitErrorDetails:
     if error.get("ctx") is not None:
         details["ctx"] = error["ctx"]
     if kind not in _PYDANTIC_ERROR_TYPES:  # a model's own error: kept with its message
-        details["type"] = pydantic_core.PydanticCustomError(kind, error["msg"])
+        # The message is already rendered: its context fills no placeholder again.
+        details["type"] = pydantic_core.PydanticCustomError(kind, error["msg"],
+                                                            error.get("ctx"))
         details.pop("ctx", None)
     return cast("pydantic_core.InitErrorDetails", details)
