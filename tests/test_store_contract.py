@@ -312,3 +312,22 @@ def test_a_password_never_appears_in_messages() -> None:
         open_store("postgresql://u:hunter2-secret@127.0.0.1:1/db?connect_timeout=1")
     assert "hunter2-secret" not in str(caught.value)
     assert "cannot connect" in str(caught.value)
+
+
+def test_postgres_forget_says_when_an_older_transaction_keeps_copies(
+        postgres_url: str, result: TriageResult) -> None:
+    import psycopg
+
+    with open_store(postgres_url) as store:
+        for minutes in range(3):
+            store.record("gone", T0 + timedelta(minutes=minutes), REPORT, _fixed(result))
+        with psycopg.connect(postgres_url) as reader:
+            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            reader.execute("SELECT count(*) FROM checkins").fetchone()  # holds a snapshot
+            forgotten = store.forget("gone")
+            assert forgotten.count == 3 and not forgotten.complete
+            assert "older transaction(s) finish" in str(forgotten)
+            assert store.checkins("gone") == []
+            reader.rollback()
+        store.record("other", T0, REPORT, _fixed(result))
+        assert store.forget("other").complete

@@ -196,21 +196,25 @@ class PostgresStore:
         return CheckIns([c for c in read if c is not None], decoder.unreadable)
 
     def forget(self, episode_id: str) -> Forgotten:
-        """Delete the episode's rows, then vacuum the table so no dead copy stays in it."""
+        """Delete the episode's rows, then vacuum the table so no dead copy stays in it.
+
+        VACUUM keeps the dead rows that an older transaction may still read (another
+        connection in a long REPEATABLE READ transaction, say): then the result says so.
+        """
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
                          (_LOCK_CLASS, _episode_key(episode_id)))
             count = conn.execute("DELETE FROM checkins WHERE episode_id = %s",
                                  (episode_id,)).rowcount
-        if count:
-            pending = self._vacuum()
-            if pending:
-                return Forgotten(count, pending)
-        return Forgotten(count)
+            row = conn.execute("SELECT mod(txid_current(), 4294967296)").fetchone()
+        assert row is not None
+        pending = self._vacuum(int(row[0]))
+        return Forgotten(count, pending if count else None)
 
-    def _vacuum(self) -> str | None:
+    def _vacuum(self, deleted_by: int | None = None) -> str | None:
         """VACUUM the table (outside a transaction), removing the deleted rows' dead copies
-        from its pages; a message saying what remains if it could not run."""
+        from its pages; what remains, and why, when it could not remove them all (checked
+        against the transaction ``deleted_by``, when given)."""
         # One VACUUM at a time from this process: concurrent ones on a table only queue.
         with self._vacuum_lock:
             try:
@@ -218,10 +222,22 @@ class PostgresStore:
                     conn.autocommit = True
                     try:
                         conn.execute("VACUUM checkins")
+                        if deleted_by is None:
+                            return None
+                        # Backends whose snapshot predates the delete still see the rows,
+                        # so VACUUM had to keep them.
+                        older = conn.execute(
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
+                            "AND age(backend_xmin) >= age(%s::text::xid)",
+                            (str(deleted_by),)).fetchone()
                     finally:
                         conn.autocommit = False
             except self._psycopg.Error as exc:
                 return f"pending in dead rows until the next VACUUM ({_first_line(exc)})"
+        if older and older[0]:
+            return (f"pending in dead rows until {older[0]} older transaction(s) finish and "
+                    "the next VACUUM (autovacuum, or the next forget) runs")
         return None
 
     def expire(self, before: datetime, limit: int) -> list[str]:
