@@ -73,6 +73,8 @@ def _test(value: Any, op: str, arg: Any) -> bool:
         return (value is None) == arg
     if value is None:
         return False
+    if op in ("at_least", "below") and (isinstance(value, bool | str)):
+        return False  # a trial answer of another kind (see ReferencePack._answers)
     if op == "at_least":
         return bool(value >= exact(arg))
     if op == "below":
@@ -82,6 +84,28 @@ def _test(value: Any, op: str, arg: Any) -> bool:
     if op == "one_of":
         return any(_same(value, a) for a in arg)
     raise ValueError(f"unknown test {op!r}")
+
+
+def _condition_facts(condition: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for key, value in condition.items():
+        if key in ("all", "any"):
+            for part in value:
+                out |= _condition_facts(part)
+        else:
+            out.add(key)
+    return out
+
+
+def _condition_tests(condition: dict[str, Any], fact: str) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in condition.items():
+        if key in ("all", "any"):
+            for part in value:
+                out.extend(_condition_tests(part, fact))
+        elif key == fact:
+            out.extend(value.items())
+    return out
 
 
 def _resolved(item: Any, parameters: dict[str, Any]) -> Any:
@@ -121,10 +145,65 @@ class ReferencePack:
                                   for q in data.get("questions", []))
 
     def evaluate(self, report: SymptomReport | Mapping[str, Any]) -> Verdict:
-        """Triage a report (or its JSON-form dict) by the rule files alone."""
+        """Triage a report (or its JSON-form dict) by the rule files alone.
+
+        Questions are found by brute force: an unanswered fact is asked when some answer
+        to it, with the rest of the report as it is, gives a higher level.
+        """
         if not isinstance(report, SymptomReport):
             report = SymptomReport.model_validate(report)
         facts = report_facts(report)
+        level, fired = self._level(facts)
+        asked = self.reach(report)
+        by_field = {q["field"]: q["id"] for q in self.questions}
+        questions = {by_field.get(fact, f"fallback-{fact.replace('_', '-')}")
+                     for fact in asked
+                     if holds(self._question_when(by_field.get(fact)), facts)}
+        return Verdict(level, frozenset(fired), frozenset(questions))
+
+    def reach(self, report: SymptomReport) -> dict[str, str]:
+        """Unanswered fact -> the highest level some answer to it gives, for the facts
+        where that is above the report's level."""
+        facts = report_facts(report)
+        level = self._level(facts)[0]
+        out = {}
+        for fact in self._read_facts():
+            if fact in facts or fact == "hours_since_procedure":
+                continue
+            reach = max((self._level({**facts, fact: value})[0]
+                         for value in self._answers(fact)), key=LEVELS.index)
+            if LEVELS.index(reach) > LEVELS.index(level):
+                out[fact] = reach
+        return out
+
+    def _question_when(self, question_id: str | None) -> dict[str, Any]:
+        for q in self.questions:
+            if q["id"] == question_id:
+                return q.get("when") or {}
+        return {}
+
+    def _read_facts(self) -> set[str]:
+        return {fact for rule in self.rules if "when" in rule
+                for fact in _condition_facts(rule["when"])}
+
+    def _answers(self, fact: str) -> list[Any]:
+        """Every answer to ``fact`` that can matter: each value the rules name, each
+        threshold and just either side of it, yes and no, a text."""
+        values: set[Any] = {True, False, "some text"}
+        for rule in self.rules:
+            if "when" not in rule:
+                continue
+            for op, arg in _condition_tests(rule["when"], fact):
+                if op in ("at_least", "below"):
+                    point = exact(arg)
+                    values.update({point, point - Fraction(1, 100), point + Fraction(1, 100)})
+                elif op == "is":
+                    values.add(arg)
+                elif op == "one_of":
+                    values.update(arg)
+        return sorted(values, key=repr)
+
+    def _level(self, facts: dict[str, Any]) -> tuple[str, dict[str, str]]:
         fired = {r["id"]: r["level"] for r in self.rules
                  if "when" in r and holds(r["when"], facts)}
         while True:  # escalations, until nothing new fires
@@ -140,6 +219,4 @@ class ReferencePack:
             if not added:
                 break
         level = max(fired.values(), key=LEVELS.index, default="self_care")
-        questions = {q["id"] for q in self.questions
-                     if q["field"] not in facts and holds(q.get("when") or {}, facts)}
-        return Verdict(level, frozenset(fired), frozenset(questions))
+        return level, fired

@@ -132,7 +132,7 @@ def test_report_matching_no_rule_default_pack(engine: TriageEngine) -> None:
         result = engine.triage({"hours_since_procedure": 200})
         assert result.level is Urgency.SELF_CARE
         assert result.findings == ()
-        assert {q.field for q in result.questions} >= {"temperature_c", "bleeding"}
+        assert {q.field for q in result.questions} >= {"temperature", "bleeding"}
 
 
 def test_report_matching_no_rule_nor_question_custom_pack(tmp_path: Path) -> None:
@@ -141,13 +141,16 @@ def test_report_matching_no_rule_nor_question_custom_pack(tmp_path: Path) -> Non
     engine = TriageEngine.from_path(write_pack(tmp_path / "pack", rules))
     # Nothing at all matches these facts; deleting such a session segfaults raw
     # durable_rules unless a catch-all rule handled the fact.
-    for report in ({"hours_since_procedure": 1}, {"hours_since_procedure": 2.5,
-                                                  "chest_pain": False, "site_pain": 3}):
+    for report in ({"hours_since_procedure": 2.5, "chest_pain": False, "site_pain": 3},
+                   {"hours_since_procedure": 0, "chest_pain": False}):
         for _ in range(100):
             result = engine.triage(report)
             assert result.findings == ()
             assert result.questions == ()
             assert result.level is Urgency.SELF_CARE
+    # Unanswered, chest pain is asked (the pack has no question text: the fact's own).
+    assert [q.field for q in engine.triage({"hours_since_procedure": 1}).questions] == [
+        "chest_pain"]
     assert engine.triage({"hours_since_procedure": 1, "chest_pain": True}).level \
         is Urgency.EMERGENCY
 
@@ -300,4 +303,6 @@ def test_question_only_rule_terminates(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "self_care ['temperature_c']"
+    # The pack asks only about temperature, which no rule reads; chest pain, which its
+    # rule reads, is asked with the fact's description as the question.
+    assert proc.stdout.strip() == "self_care ['chest_pain']"

@@ -158,7 +158,8 @@ def test_levels_are_ordered() -> None:
     assert Urgency.EMERGENCY.action == "Call emergency services now."
     assert Urgency.URGENT.action == "Call your care team now, day or night."
     assert Urgency.SOON.action == "Contact your care team within 24 hours."
-    assert "expected after-effect" in Urgency.SELF_CARE.action
+    assert "warning signs" in Urgency.SELF_CARE.action
+    assert "expected" not in Urgency.SELF_CARE.action  # nothing reported expects nothing
     assert Urgency.SELF_CARE.label == "Self care"
     assert str(Urgency.SOON) == "soon" and Urgency.SOON == "soon"
 

@@ -66,7 +66,10 @@ def with_(report: SymptomReport, **changes: Any) -> SymptomReport:
 
 
 def question_ids(pack: RulePack, result: TriageResult) -> set[str]:
-    by_content = {(q.field, q.text): q.id for q in pack.questions}
+    from marrow_triage.pack.facts import FACT_FIELDS
+
+    by_content = {(FACT_FIELDS[q.field].report_field, q.text): q.id
+                  for q in pack.questions_to_ask}
     return {by_content[(q.field, q.text)] for q in result.questions}
 
 
@@ -565,3 +568,72 @@ def test_benign_values_sit_below_the_packs_own_thresholds(pack_copy: Path) -> No
         assert site_pain < 5
 
     check()
+
+
+# --- no result contradicts itself (issue 15) ---------------------------------------------
+
+DEFERRING = ("within 24 hours", "re-check", "in one hour", "next contact", "has not eased",
+             "is normal", "expected", "not a warning sign", "at home")
+"""Words that defer or soften an action, or reassure: none belongs under urgent or emergency."""
+
+ANY_REPORT = st.one_of(reports(), reports(complete=True),
+                       st.sampled_from(list(Urgency)).flatmap(reports_at_level))
+
+
+@settings(max_examples=250)
+@given(ANY_REPORT)
+def test_no_result_contradicts_its_level(engine: TriageEngine, report: SymptomReport) -> None:
+    result = engine.triage(report)
+    pack = engine.pack
+    fired = [pack.rule(f.rule_id) for f in result.findings]
+    if result.level >= Urgency.URGENT:
+        assert result.reassurance == (), result.summary
+        for text in result.advice:
+            assert not any(word in text.lower() for word in DEFERRING), (text, result.summary)
+            # Each line is advice of the result's own level, or what a lower finding
+            # keeps to say ("also tell them about ...").
+            assert any(text in (r.advice if r.level is result.level else r.also_tell)
+                       for r in fired), text
+        if result.level is Urgency.EMERGENCY:
+            assert not any(text.lower().startswith(("call your care team", "contact your"))
+                           for text in result.advice), result.advice
+    if result.level is Urgency.SELF_CARE:
+        watch = {pack.texts[f"watch_for.{name}"] for name in pack.watch_for}
+        assert watch and watch <= set(result.advice)  # the warning signs to watch for
+        assert "expected" not in result.action.lower()
+        reassured = {text for r in fired for text in r.reassurance}
+        assert set(result.reassurance) == reassured  # only about what was reported
+        if not result.findings:
+            assert "expected" not in result.summary.lower()
+
+
+def test_the_contradiction_check_can_fail(engine: TriageEngine) -> None:
+    """Without the wording policy, an emergency would carry deferring advice."""
+    report = {"hours_since_procedure": 3, "new_confusion": True, "received_sedation": True,
+              "site_redness": True}
+    result = engine.triage(report)
+    assert result.level is Urgency.EMERGENCY and result.reassurance == ()
+    rules = [engine.pack.rule(f.rule_id) for f in result.findings]
+    naive = [a for r in rules for a in r.advice]
+    assert any(word in text.lower() for text in naive for word in DEFERRING)
+    assert not any(word in text.lower() for text in result.advice for word in DEFERRING)
+    assert "Also tell them about the redness around the needle site." in result.advice
+
+
+# --- questions: asked whenever an answer could raise the level, highest first -------------
+
+@settings(max_examples=150)
+@given(ANY_REPORT)
+def test_questions_are_what_could_raise_the_level_in_order(
+    engine: TriageEngine, reference: ReferencePack, report: SymptomReport
+) -> None:
+    from marrow_triage.pack.facts import FACT_FIELDS
+
+    result = engine.triage(report)
+    reach = reference.reach(report)  # brute force: every answer tried
+    by_report_field = {FACT_FIELDS[fact].report_field: level for fact, level in reach.items()}
+    asked = [q.field for q in result.questions]
+    assert set(asked) == set(by_report_field)
+    assert set(asked) <= set(SymptomReport.model_fields)  # report fields, FHIR linkIds
+    ranks = [LEVELS.index(by_report_field[name]) for name in asked]
+    assert ranks == sorted(ranks, reverse=True), list(zip(asked, ranks, strict=True))

@@ -37,15 +37,32 @@ class Example:
     asks: frozenset[str] | None = None
     """Fields asked about, exactly (None: not checked)."""
     not_asked: frozenset[str] = frozenset()
+    asks_first: tuple[str, ...] = ()
+    """The first questions, in this order (the answers that could raise the level most)."""
 
 
 def ex(name: str, level: str, rules: str | tuple[str, ...] = (), *,
        shows: dict[str, tuple[str, ...]] | None = None, asks: tuple[str, ...] | None = None,
-       not_asked: tuple[str, ...] = (), **report: Any) -> Example:
+       not_asked: tuple[str, ...] = (), asks_first: tuple[str, ...] = (),
+       **report: Any) -> Example:
     report.setdefault("hours_since_procedure", HOURS)
+    report = {key: value for key, value in report.items() if value is not None}
     rule_ids = (rules,) if isinstance(rules, str) else rules
     return Example(name, report, Urgency(level), frozenset(rule_ids), shows or {},
-                   None if asks is None else frozenset(asks), frozenset(not_asked))
+                   None if asks is None else frozenset(asks), frozenset(not_asked),
+                   asks_first)
+
+
+ALL_CLEAR_REST: dict[str, Any] = {
+    "pain_trend": "better", "chills": False, "feels_feverish": False, "site_redness": False,
+    "site_swelling": False, "site_warmth": False, "bruising": "none",
+    "dizziness_or_fainting": False, "chest_pain": False, "breathlessness": False,
+    "new_confusion": False, "generally_unwell": False, "nausea_or_vomiting": "none",
+    "cough": False, "sore_throat": False, "headache": False,
+    "leg_numbness_or_weakness": False, "rash": False, "burning_or_frequent_urination": False,
+    "diarrhoea": False, "bleeding_elsewhere": False, "took_fever_reducing_medicine": False,
+}
+"""Every other symptom answered "no": a report with nothing left to ask but the risks."""
 
 
 EXAMPLES = [
@@ -69,8 +86,12 @@ EXAMPLES = [
     ex("38.0 C is raised", "soon", "borderline-temperature", temperature=C(38.0),
        shows={"borderline-temperature": ("38 °C", "38.0", "38.3")},
        not_asked=("temperature_c",)),
-    ex("37.99 C is normal", "self_care", (), temperature=C(37.99),
-       not_asked=("low_white_cell_count", "recent_chemotherapy")),
+    ex("37.99 C is normal without risk factors", "self_care", (), temperature=C(37.99),
+       low_white_cell_count=False, recent_chemotherapy=False,
+       not_asked=("low_white_cell_count", "recent_chemotherapy", "temperature")),
+    ex("37.99 C without risk information asks for it", "self_care", (),
+       temperature=C(37.99), asks_first=("chest_pain", "breathlessness", "new_confusion",
+                                         "low_white_cell_count", "recent_chemotherapy")),
     ex("38.01 C is raised", "soon", "borderline-temperature", temperature=C(38.01)),
     ex("100.4 F (= 38.0 C) is raised", "soon", "borderline-temperature",
        temperature=F(100.4), shows={"borderline-temperature": ("100.4 °F (38 °C)",)}),
@@ -151,7 +172,13 @@ EXAMPLES = [
        not_asked=("low_white_cell_count", "recent_chemotherapy")),
     ex("38.0 C without risk information asks for it", "soon", "borderline-temperature",
        temperature=C(38.0), bleeding="none", site_discharge="none", site_pain=0,
-       back_or_abdominal_pain=0, asks=("low_white_cell_count", "recent_chemotherapy")),
+       back_or_abdominal_pain=0, **ALL_CLEAR_REST,
+       asks=("low_white_cell_count", "recent_chemotherapy", "other_concern")),
+    ex("feeling feverish at 37.0 C asks about fever-reducing medicine", "self_care", (),
+       temperature=C(37.0), bleeding="none", site_discharge="none", site_pain=0,
+       back_or_abdominal_pain=0, low_white_cell_count=False, recent_chemotherapy=False,
+       **{**ALL_CLEAR_REST, "feels_feverish": True, "took_fever_reducing_medicine": None},
+       asks=("took_fever_reducing_medicine", "other_concern")),
     # --- bleeding -----------------------------------------------------------------
     ex("no bleeding", "self_care", (), bleeding="none", not_asked=("bleeding",)),
     ex("spots on the dressing are expected", "self_care", "blood-on-dressing",
@@ -170,8 +197,10 @@ EXAMPLES = [
        bleeding="stops_with_pressure", low_platelet_count=True, blood_thinners=False),
     ex("soaks the dressing", "urgent", "bleeding-does-not-stop", bleeding="soaks_dressing",
        shows={"bleeding-does-not-stop": ("soaks dressing",)},
-       asks=("temperature_c", "site_discharge", "site_pain", "back_or_abdominal_pain",
-             "blood_thinners", "low_platelet_count", "dizziness_or_fainting")),
+       asks_first=("dizziness_or_fainting", "chest_pain", "breathlessness", "new_confusion",
+                   "blood_thinners", "low_platelet_count"),
+       asks=("dizziness_or_fainting", "chest_pain", "breathlessness", "new_confusion",
+             "blood_thinners", "low_platelet_count")),
     ex("does not stop", "urgent", "bleeding-does-not-stop", bleeding="does_not_stop",
        dizziness_or_fainting=False, blood_thinners=False, low_platelet_count=False,
        shows={"bleeding-does-not-stop": ("does not stop",)}),
@@ -262,8 +291,8 @@ EXAMPLES = [
        shows={"mild-bruising": ('"mild"',)}),
     ex("large bruise", "soon", "large-bruising", bruising="large_or_spreading",
        shows={"large-bruising": ("large or spreading",)},
-       asks=("temperature_c", "bleeding", "site_discharge", "site_pain",
-             "back_or_abdominal_pain", "blood_thinners", "low_platelet_count")),
+       asks_first=("chest_pain", "breathlessness", "new_confusion"),
+       not_asked=("bruising",)),
     ex("large bruise on blood thinners", "urgent",
        ("large-bruising-with-bleeding-risk", "large-bruising"),
        bruising="large_or_spreading", blood_thinners=True,
@@ -289,8 +318,9 @@ EXAMPLES = [
     ex("chills without a temperature asks for it", "soon",
        "feverish-temperature-not-taken", chills=True,
        shows={"feverish-temperature-not-taken": ("(yes)", "not answered")},
-       asks=("temperature_c", "bleeding", "site_discharge", "site_pain",
-             "back_or_abdominal_pain")),
+       asks_first=("chest_pain", "breathlessness", "new_confusion", "low_white_cell_count",
+                   "recent_chemotherapy", "temperature"),
+       not_asked=("chills",)),
     ex("feeling feverish without a temperature", "soon", "feverish-temperature-not-taken",
        feels_feverish=True, chills=False),
     ex("chills, no temperature, low white cells", "emergency",
@@ -397,12 +427,18 @@ EXAMPLES = [
        ("site-redness", "site-warmth", "multiple-amber-findings", "chest-pain"),
        site_redness=True, site_warmth=True, chest_pain=True),
     # --- nothing reported ------------------------------------------------------------
-    ex("nothing reported asks the core questions", "self_care", (),
-       asks=("temperature_c", "bleeding", "site_discharge", "site_pain",
-             "back_or_abdominal_pain")),
-    ex("an all-clear report asks nothing", "self_care", (), temperature=C(36.8),
-       bleeding="none", site_discharge="none", site_pain=0, back_or_abdominal_pain=0,
-       asks=()),
+    ex("nothing reported asks every question that could raise the level", "self_care", (),
+       asks=("chest_pain", "breathlessness", "new_confusion", "temperature", "bleeding",
+             "site_discharge", "site_pain", "back_or_abdominal_pain",
+             "nausea_or_vomiting", "leg_numbness_or_weakness", "bleeding_elsewhere",
+             "pain_trend", "chills", "feels_feverish", "site_redness", "site_swelling",
+             "site_warmth", "bruising", "dizziness_or_fainting", "generally_unwell",
+             "cough", "sore_throat", "headache", "rash",
+             "burning_or_frequent_urination", "diarrhoea", "other_concern"),
+       asks_first=("chest_pain", "breathlessness", "new_confusion", "temperature")),
+    ex("an all-clear report asks only for any other concern", "self_care", (),
+       temperature=C(36.8), bleeding="none", site_discharge="none", site_pain=0,
+       back_or_abdominal_pain=0, **ALL_CLEAR_REST, asks=("other_concern",)),
 ]
 
 
@@ -430,13 +466,23 @@ def test_example(example: Example, results: dict[str, TriageResult], pack: RuleP
     if example.asks is not None:
         assert asked == example.asks
     assert not asked & example.not_asked
+    first = [q.field for q in result.questions][:len(example.asks_first)]
+    assert first == list(example.asks_first)
+    outranked = example.level >= Urgency.URGENT
     for finding in result.findings:
         rule = pack.rule(finding.rule_id)
         assert finding.level is rule.level
         assert finding.advice == rule.advice
         assert finding.source.quote == rule.source.quote
-        assert set(finding.advice) <= set(result.advice)
-        assert set(rule.reassurance) <= set(result.reassurance)
+        if outranked and rule.level < example.level:
+            # A lower finding keeps only what it adds ("also tell them about ...").
+            assert set(rule.also_tell) <= set(result.advice)
+        else:
+            assert set(finding.advice) <= set(result.advice)
+        if not outranked:
+            assert set(rule.reassurance) <= set(result.reassurance)
+    if outranked:
+        assert result.reassurance == ()
     if example.level is Urgency.SELF_CARE and example.rules:
         assert result.reassurance, "an expected after-effect comes with reassurance"
     if example.level > Urgency.SELF_CARE:
@@ -455,8 +501,11 @@ def test_every_rule_has_an_example_checking_its_explanation(pack: RulePack) -> N
 
 
 def test_every_question_is_asked_and_not_asked_in_some_example(pack: RulePack) -> None:
-    asked = set().union(*(e.asks or frozenset() for e in EXAMPLES))
-    fields = {q.field for q in pack.questions}
+    from marrow_triage.pack.facts import FACT_FIELDS
+
+    asked = set().union(*(e.asks or frozenset() for e in EXAMPLES),
+                        *(e.asks_first for e in EXAMPLES))
+    fields = {FACT_FIELDS[q.field].report_field for q in pack.questions}
     assert fields <= asked
     not_asked = set().union(*(e.not_asked for e in EXAMPLES))
     not_asked |= {f for e in EXAMPLES if e.asks is not None for f in fields - e.asks}

@@ -126,9 +126,10 @@ _URGENCY_ACTIONS = {
     Urgency.EMERGENCY: "Call emergency services now.",
     Urgency.URGENT: "Call your care team now, day or night.",
     Urgency.SOON: "Contact your care team within 24 hours.",
+    # Not "an expected after-effect": a report with nothing in it expects nothing.
     Urgency.SELF_CARE: (
-        "This is an expected after-effect: care for yourself at home and watch for the "
-        "warning signs."
+        "Nothing you reported needs a call now: care for yourself at home and watch for "
+        "the warning signs."
     ),
 }
 

@@ -37,6 +37,8 @@ __all__ = [
     "compile_timeline",
     "count_field",
     "engine_number",
+    "parse_question_key",
+    "question_key",
 ]
 
 SCALE = 10**6
@@ -81,6 +83,18 @@ class CompiledRuleset:
         return {self.name: rules}
 
 
+def question_key(question_id: str, rule_id: str) -> str:
+    """What a question's engine rule records when it fires: the question, and the rule
+    some answer to it could make fire (``ask-temperature@fever``)."""
+    return f"{question_id}@{rule_id}"
+
+
+def parse_question_key(key: str) -> tuple[str, str]:
+    """The question id and rule id of a :func:`question_key` (ids never hold ``@``)."""
+    question_id, _, rule_id = key.partition("@")
+    return question_id, rule_id
+
+
 def compile_pack(pack: RulePack) -> CompiledRuleset:
     """Compile every rule and question of ``pack``."""
     rules: dict[str, Any] = {}
@@ -91,11 +105,17 @@ def compile_pack(pack: RulePack) -> CompiledRuleset:
             assert rule.when is not None
             pattern = {"$and": [{"t": "report"}, _condition(rule.when)]}
         rules[RULE_PREFIX + rule.id] = {"all": [{"m": pattern}]}
-    for question in pack.questions:
-        tests: list[Any] = [{"t": "report"}, {"$nex": {question.field: 1}}]
-        if question.when is not None:
-            tests.append(_condition(question.when))
-        rules[QUESTION_PREFIX + question.id] = {"all": [{"m": {"$and": tests}}]}
+    for question in pack.questions_to_ask:
+        # One rule per rule an answer could fire: it fires when the field is unanswered
+        # and the rest of that rule already holds (recorded as ``question_key``).
+        for rule_id, rest in pack.raising_answers(question.field).items():
+            tests: list[Any] = [{"t": "report"}, {"$nex": {question.field: 1}}]
+            if question.when is not None:
+                tests.append(_condition(question.when))
+            if not isinstance(rest, bool):
+                tests.append(_condition(rest))
+            rules[QUESTION_PREFIX + question_key(question.id, rule_id)] = {
+                "all": [{"m": {"$and": tests}}]}
     rules[CATCH_ALL] = {"all": [{"m": {"$ex": {"t": 1}}}]}
     name = f"marrow_triage_{pack.sha256[:16]}"
     return CompiledRuleset(name=name, rules=dict(sorted(rules.items())),

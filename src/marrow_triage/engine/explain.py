@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import operator
 import string
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Protocol, TypeVar
 
+from marrow_triage.engine.encode import parse_question_key
 from marrow_triage.models import (
     Finding,
     Question,
@@ -150,7 +152,10 @@ class Explainer:
                         for rule in (*pack.rules, *pack.timeline_rules)}
         self._explanations = {rule.id: texts.text(f"rules.{rule.id}.explanation")[0]
                               for rule in pack.rules}
-        self._advice = {rule.id: texts.items(f"rules.{rule.id}.advice") for rule in pack.rules}
+        every_rule = (*pack.rules, *pack.timeline_rules)
+        self._advice = {rule.id: texts.items(f"rules.{rule.id}.advice") for rule in every_rule}
+        self._also_tell = {rule.id: texts.items(f"rules.{rule.id}.also_tell")
+                           for rule in every_rule}
         self._reassurance = {rule.id: texts.items(f"rules.{rule.id}.reassurance")
                              for rule in pack.rules}
         self._rule_fallbacks = {rule.id: texts.fallbacks(
@@ -161,10 +166,24 @@ class Explainer:
         self._read_shown: dict[str, Callable[[SymptomReport], object]] = {
             rule.id: _shown_reader(rule.explanation)
             for rule in pack.rules if rule.when_findings is None}
-        self._questions = {q.id: Question(field=q.field, text=texts.text(f"questions.{q.id}")[0])
-                           for q in pack.questions}
+        # Questions name the report field to answer (the FHIR linkId), not the fact; a
+        # fallback question (no text in the pack) shows the fact's description.
+        asked = pack.questions_to_ask
+        self._questions = {q.id: Question(field=FACT_FIELDS[q.field].report_field,
+                                          text=texts.text(f"questions.{q.id}")[0] or q.text)
+                           for q in asked}
         self._question_fallbacks = {q.id: texts.fallbacks([f"questions.{q.id}"])
-                                    for q in pack.questions}
+                                    for q in asked}
+        schema_order = {name: index for index, name in enumerate(FACT_FIELDS)}
+        self._question_order = {q.id: (schema_order[q.field], q.id) for q in asked}
+        self._ends = {q.id: pack.needs_unanswered(q.field) for q in asked}
+        self._rule_levels = {rule.id: rule.level for rule in pack.rules}
+        self._escalations = tuple(
+            (rule.when_findings.level, rule.when_findings.at_least, rule.level)
+            for rule in pack.rules if rule.when_findings is not None)
+        watch_keys = [f"watch_for.{name}" for name in pack.watch_for]
+        self._watch_for = tuple(texts.text(key)[0] for key in watch_keys)
+        self._watch_for_fallbacks = texts.fallbacks(watch_keys)
         self._levels = {level: (texts.text(f"levels.{level.value}.label")[0],
                                 texts.text(f"levels.{level.value}.action")[0])
                         for level in Urgency}
@@ -217,26 +236,76 @@ class Explainer:
                 question_ids: tuple[str, ...]) -> TriageResult:
         level = rules[0].level if rules else Urgency.SELF_CARE
         label, action = self._levels[level]
-        questions = tuple(self._questions[qid] for qid in question_ids)
+        asked = self._questions_to_ask(level, rules, question_ids)
+        questions = tuple(self._questions[qid] for qid in asked)
         summary, summary_keys = self._summary_of(level, rules, len(questions))
         fallbacks = [key for _, keys in findings for key in keys]
         fallbacks += [key for rule in rules for key in self._rule_fallbacks[rule.id]]
-        fallbacks += [key for qid in question_ids for key in self._question_fallbacks[qid]]
+        fallbacks += [key for qid in asked for key in self._question_fallbacks[qid]]
         fallbacks += self._level_fallbacks[level]
         fallbacks += [key for name in summary_keys for key in self._summary_fallbacks[name]]
+        advice = self.advice(level, rules)
+        if level is Urgency.SELF_CARE:
+            advice = _unique((*advice, *self._watch_for))
+            fallbacks += self._watch_for_fallbacks
         return TriageResult(
             level=level,
             level_label=label,
             action=action,
             summary=summary,
             findings=tuple(finding for finding, _ in findings),
-            advice=_unique(a for rule in rules for a in self._advice[rule.id]),
-            reassurance=_unique(r for rule in rules for r in self._reassurance[rule.id]),
+            advice=advice,
+            reassurance=self.reassurance(level, rules),
             questions=questions,
             ruleset=self._ruleset,
             locale=self._locale,
             fallbacks=tuple(sorted(set(fallbacks))),
         )
+
+    def advice(self, level: Urgency, fired: Iterable[FiredRule]) -> tuple[str, ...]:
+        """The advice of a result at ``level`` from the rules that fired, highest first.
+
+        Under an urgent or emergency action a lower rule's own advice would defer or soften
+        it ("within 24 hours", "re-check in an hour"): only its ``also_tell`` text stays
+        ("also tell them about ..."), if it has one.
+        """
+        outranked = level >= Urgency.URGENT
+        return _unique(text for rule in fired
+                       for text in (self._also_tell[rule.id] if outranked and rule.level < level
+                                    else self._advice[rule.id]))
+
+    def reassurance(self, level: Urgency, fired: Iterable[FiredRule]) -> tuple[str, ...]:
+        """Reassurance of the expected after-effects that fired; none under an urgent or
+        emergency action, where it would contradict it."""
+        if level >= Urgency.URGENT:
+            return ()
+        return _unique(text for rule in fired for text in self._reassurance.get(rule.id, ()))
+
+    def _questions_to_ask(self, level: Urgency, rules: list[RuleSpec],
+                          question_keys: tuple[str, ...]) -> list[str]:
+        """Ids of the questions whose answer could raise ``level``, highest reach first.
+
+        Each key names a rule that some answer could make fire; one more finding at its
+        level can also complete an escalation (two ambers make a red), counting out the
+        findings that answering would end (rules that need the field unanswered).
+        """
+        fired = {rule.id for rule in rules}
+        counts = Counter(rule.level for rule in rules)
+        reach: dict[str, Urgency] = {}
+        for key in question_keys:
+            question_id, rule_id = parse_question_key(key)
+            if rule_id in fired:
+                continue
+            could = self._rule_levels[rule_id]
+            ended = self._ends[question_id] & fired
+            for counted, least, escalated in self._escalations:
+                left = counts[counted] - sum(1 for r in ended
+                                             if self._rule_levels[r] is counted)
+                if could is counted and left + 1 >= least:
+                    could = max(could, escalated)
+            if could > level and could > reach.get(question_id, Urgency.SELF_CARE):
+                reach[question_id] = could
+        return sorted(reach, key=lambda qid: (-reach[qid].rank, self._question_order[qid]))
 
     def _remember(self, cache: dict[tuple[object, ...], _T], key: tuple[object, ...],
                   value: _T) -> _T:

@@ -159,6 +159,10 @@ def _levels(pack: RulePack) -> list[str]:
                                    f"text:levels.{level.value}.action")
                        for what in pack.overlays.changed.get(key, ()))
         lines.append(f"- **{level.value}** ({label}): {action}{mark}")
+    if pack.watch_for:
+        lines += ["", "Every self_care result also lists the warning signs to watch for "
+                  "(`texts.watch_for`):", ""]
+        lines += [f"- {pack.texts[f'watch_for.{name}']}" for name in pack.watch_for]
     return lines
 
 
@@ -197,7 +201,10 @@ def _disabled_section(pack: RulePack) -> list[str]:
 
 
 def _questions_section(pack: RulePack) -> list[str]:
-    lines = ["## Questions asked when an answer is missing", ""]
+    lines = ["## Questions asked when an answer is missing", "",
+             "A question is asked when its field is unanswered and some answer to it could "
+             "raise the level of the result (worked out from the rules); questions are "
+             "listed by how far the answer could raise the level.", ""]
     for q in pack.questions:
         when = f" when {condition_in_words(q.when)}" if q.when is not None else ""
         marks = "".join(f" *(changed by overlay {what})*"

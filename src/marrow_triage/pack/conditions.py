@@ -38,6 +38,7 @@ __all__ = [
     "condition_to_data",
     "field_tests",
     "parse_condition",
+    "residual",
     "suggest",
     "thresholds",
 ]
@@ -206,6 +207,35 @@ def field_tests(condition: Condition) -> Iterator[FieldTest]:
     else:
         for part in condition.parts:
             yield from field_tests(part)
+
+
+def residual(condition: Condition, field: str) -> Condition | bool:
+    """What ``condition`` still needs of the other facts once ``field``, now unanswered,
+    gets an answer: ``True`` when some answer alone makes it hold, ``False`` when no
+    answer can (it needs ``field`` unanswered), else the condition on the other facts.
+
+    Every test of ``field`` other than ``missing: true`` is taken as satisfiable by some
+    answer, which over-asks rather than under-asks if a rule's tests of one field could
+    never hold together.
+    """
+    if isinstance(condition, FieldTest):
+        if condition.field != field:
+            return condition
+        return not (condition.op == "missing" and condition.value is True)
+    parts = [residual(part, field) for part in condition.parts]
+    if isinstance(condition, AllOf):
+        if any(part is False for part in parts):
+            return False
+        kept = [part for part in parts if part is not True]
+        if not kept:
+            return True
+        return kept[0] if len(kept) == 1 else AllOf(tuple(kept))  # type: ignore[arg-type]
+    if any(part is True for part in parts):
+        return True
+    left = [part for part in parts if part is not False]
+    if not left:
+        return False
+    return left[0] if len(left) == 1 else AnyOf(tuple(left))  # type: ignore[arg-type]
 
 
 def thresholds(condition: Condition) -> list[Fraction]:

@@ -320,6 +320,7 @@ def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> R
         history=meta.history,
         parameters=MappingProxyType(dict(sorted(meta.parameters.items()))),
         routes=routes, texts=texts, translations=translations, overlays=overlays,
+        watch_for=tuple(meta.texts.watch_for),
     )
 
 
@@ -364,7 +365,7 @@ def _resolved(spec: Any, label: str, constants: Mapping[str, str],
               problems: list[Problem]) -> Any:
     """A rule or question with the constants (parameters, routes) in its texts."""
     update: dict[str, Any] = {}
-    for name in ("title", "explanation", "text", "advice", "reassurance"):
+    for name in ("title", "explanation", "text", "advice", "reassurance", "also_tell"):
         value = getattr(spec, name, None)
         if value is None:
             continue

@@ -17,11 +17,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from marrow_triage.models import PackRef, Source, Urgency
+from marrow_triage.models import PackRef, Source, SymptomReport, Urgency
 from marrow_triage.pack.conditions import (
     Condition,
+    condition_fields,
     condition_to_data,
     parse_condition,
+    residual,
     suggest,
 )
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
@@ -286,6 +288,9 @@ class TextsSpec(_Spec):
     levels: dict[Urgency, LevelTextSpec]
     summary: SummarySpec
     values: ValueWordsSpec
+    watch_for: dict[Annotated[str, Field(pattern=NAME)], Text] = {}
+    """The warning signs every self_care result lists for the patient to watch for, by
+    name (``watch_for.<name>`` in a locale file), in the order given."""
 
     @field_validator("levels")
     @classmethod
@@ -385,6 +390,12 @@ class OverlayLog:
     """Per rule id, each acknowledged downgrade that affects it (overlay and reason)."""
 
 
+def _always_answered(fact: str) -> bool:
+    """True for facts read from a required report field (never unanswered)."""
+    field = SymptomReport.model_fields.get(FACT_FIELDS[fact].report_field)
+    return field is not None and field.is_required()
+
+
 @dataclass(frozen=True)
 class RulePack:
     """A validated rule pack. Rules are sorted by id, so file order never matters."""
@@ -408,6 +419,8 @@ class RulePack:
     chain: tuple[PackRef, ...] = ()
     """The base pack, then each overlay, each with its own content hash."""
     overlays: OverlayLog = field(default_factory=OverlayLog)
+    watch_for: tuple[str, ...] = ()
+    """Names of the warning signs a self_care result lists (``texts.watch_for``), in order."""
 
     @classmethod
     def from_path(cls, path: str | Path, base: str | Path | None = None) -> RulePack:
@@ -466,6 +479,53 @@ class RulePack:
             raise KeyError(f"no timeline rule {rule_id!r}"
                            f"{suggest(rule_id, self._timeline_rules_by_id)}")
         return rule
+
+    @cached_property
+    def questions_to_ask(self) -> tuple[QuestionSpec, ...]:
+        """The pack's questions, plus one for each fact a warning rule reads that no
+        question asks for (its text is the fact's description): a field whose answer
+        could raise the level is always asked, even in a pack that forgot it."""
+        asked = {question.field for question in self.questions}
+        missing = sorted(fact for fact in self._raising_answers
+                         if fact not in asked and not _always_answered(fact))
+        extra = tuple(QuestionSpec(id=f"fallback-{fact.replace('_', '-')}", field=fact,
+                                   text=f"Not answered yet: {FACT_FIELDS[fact].description}")
+                      for fact in missing)
+        return self.questions + extra
+
+    def raising_answers(self, fact: str) -> dict[str, Condition | bool]:
+        """For an unanswered ``fact``: per report rule above self_care that some answer to
+        it could make fire, what the other facts must be for that (``True``: nothing
+        more). Questions are asked when one of these holds for a rule that has not fired
+        and whose level is above the result's."""
+        return self._raising_answers.get(fact, {})
+
+    def needs_unanswered(self, fact: str) -> frozenset[str]:
+        """Ids of the report rules that can fire only while ``fact`` is unanswered."""
+        return self._needs_unanswered.get(fact, frozenset())
+
+    @cached_property
+    def _raising_answers(self) -> dict[str, dict[str, Condition | bool]]:
+        found: dict[str, dict[str, Condition | bool]] = {}
+        for rule in self.rules:
+            if rule.when is None or rule.level is Urgency.SELF_CARE:
+                continue
+            for fact in condition_fields(rule.when):
+                rest = residual(rule.when, fact)
+                if rest is not False:
+                    found.setdefault(fact, {})[rule.id] = rest
+        return found
+
+    @cached_property
+    def _needs_unanswered(self) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {}
+        for rule in self.rules:
+            if rule.when is None:
+                continue
+            for fact in condition_fields(rule.when):
+                if residual(rule.when, fact) is False:
+                    found.setdefault(fact, set()).add(rule.id)
+        return {fact: frozenset(ids) for fact, ids in found.items()}
 
     def any_rule(self, rule_id: str) -> RuleSpec | TimelineRuleSpec:
         """The rule or timeline rule with this id (ids are unique across both)."""

@@ -2,7 +2,8 @@
 
 Every text a patient reads has a key: ``rules.<id>.<field>`` (title, explanation, advice,
 reassurance) for rules and timeline rules, ``questions.<id>`` for questions,
-``levels.<level>.label|action``, ``summary.<name>``, ``values.<name>`` (and
+``rules.<id>.also_tell``, ``levels.<level>.label|action``, ``summary.<name>``,
+``watch_for.<name>``, ``values.<name>`` (and
 ``values.<fact>.<value>`` for the words of an enum value) and ``routes.<name>``. English is
 the pack's own text (rule files and ``pack.yaml``); another locale is a file
 ``locales/<code>.yaml`` of the same shape keyed by those ids, and any key it leaves out
@@ -38,8 +39,8 @@ __all__ = [
 
 TextValue = str | tuple[str, ...]
 LOCALE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
-RULE_TEXT_FIELDS = ("title", "explanation", "advice", "reassurance")
-LIST_FIELDS = frozenset({"advice", "reassurance"})
+RULE_TEXT_FIELDS = ("title", "explanation", "advice", "reassurance", "also_tell")
+LIST_FIELDS = frozenset({"advice", "reassurance", "also_tell"})
 TEMPLATE_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "summary.warnings": frozenset({"level", "warnings", "action"}),
     "summary.more": frozenset({"warnings", "count"}),
@@ -143,7 +144,8 @@ def read_translation(data: Mapping[str, Any], locale: str, label: str,
     Unknown keys, texts of the wrong shape and placeholders that differ from the English
     text's are problems; keys left out are not (they fall back to English).
     """
-    known = ("locale", "note", "routes", "levels", "summary", "values", "rules", "questions")
+    known = ("locale", "note", "routes", "levels", "summary", "values", "watch_for", "rules",
+             "questions")
     for key in sorted(set(data) - set(known), key=str):
         problems.append(Problem.in_pack(label, None, str(key),
                                         f"unknown section{suggest(str(key), known)}"))

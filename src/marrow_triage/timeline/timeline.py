@@ -313,14 +313,17 @@ class Timeline:
         findings = sorted(counted + escalated, key=_result_order)
         level = findings[0].level if findings else Urgency.SELF_CARE
         label, action = explainer.level_texts(level)
+        fired_rules = [self.pack.any_rule(f.rule_id) for f in findings]
         return report_result.model_copy(update={
             "level": level,
             "level_label": label,
             "action": action,
-            "summary": explainer.summary(level, [self.pack.any_rule(f.rule_id) for f in findings],
-                                         len(report_result.questions)),
+            "summary": explainer.summary(level, fired_rules, len(report_result.questions)),
             "findings": tuple(findings),
-            "advice": tuple(dict.fromkeys(a for f in findings for a in f.advice)),
+            # The same wording policy as a single report's result: history can raise the
+            # level, and then lower findings' deferring advice and reassurance must go.
+            "advice": explainer.advice(level, fired_rules),
+            "reassurance": explainer.reassurance(level, fired_rules),
         })
 
     def _timeline_finding(self, rule_id: str, report: SymptomReport,
