@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from marrow_triage import SymptomReport, TriageEngine, Urgency
+from marrow_triage.engine.durable import report_members
 from marrow_triage.engine.explain import Explainer
 from marrow_triage.testing import reports
 
@@ -17,9 +18,9 @@ ENGINE = TriageEngine.default()
 
 
 def _fired(report: SymptomReport) -> tuple[list[str], list[str]]:
-    result = ENGINE.triage(report)
-    return [f.rule_id for f in result.findings], [
-        q.id for q in ENGINE.pack.questions if q.field in {x.field for x in result.questions}]
+    """What the engine's rules recorded for ``report``: rule ids and question keys."""
+    fired = ENGINE._evaluators.evaluate(report_members(report))
+    return list(fired.rules), list(fired.questions)
 
 
 @settings(max_examples=60, deadline=None)
