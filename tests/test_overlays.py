@@ -328,7 +328,11 @@ def test_a_chain_of_two_overlays_names_every_pack_in_order(tmp_path: Path, base:
     assert result.ruleset.chain[0].sha256 == RulePack.from_path(base).sha256
     assert result.action == "Call 112 now."
     assert fired(result) == {"chest-pain", "fever"}  # 38.1 °C: the region's 38.0 applies
-    assert "Call ward 7, 01632 960 007 and tell them your temperature." in result.advice
+    # Under the emergency, the fever's own advice gives way (issue 15); alone, it names
+    # the ward's 24-hour route.
+    fever_only = engine.triage({"hours_since_procedure": 30,
+                                "temperature": {"value": 38.1, "unit": "C"}})
+    assert "Call ward 7, 01632 960 007 and tell them your temperature." in fever_only.advice
     report = SymptomReport.model_validate({"hours_since_procedure": 30, "chest_pain": True})
     record = json.loads(audit_record(report, engine.triage(report),
                                      datetime(2026, 11, 25, tzinfo=UTC)).model_dump_json())
@@ -394,7 +398,8 @@ def test_routes_fill_actions_and_advice(tmp_path: Path, base: Path) -> None:
         {"hours_since_procedure": 30, "chest_pain": True})
     assert result.action == "Call 999 now."
     assert result.advice == ("Call 999 now.",)
-    assert result.summary == "Emergency: Chest pain. Call 999 now. 1 question(s) to answer."
+    # Nothing can raise an emergency: no question is left to ask.
+    assert result.summary == "Emergency: Chest pain. Call 999 now."
 
 
 def test_a_route_used_but_left_empty_is_a_load_error(tmp_path: Path, base: Path) -> None:
@@ -427,8 +432,11 @@ def test_spanish_texts_with_per_string_fallbacks(base: Path) -> None:
     [fever] = spanish.findings
     assert fever.explanation == ("Su temperatura de 38.5 °C (101.3 °F) es de 38.3 °C o más.")
     asked = engine.triage({"hours_since_procedure": 30}, "es")
-    assert [q.text for q in asked.questions] == ["Tómese la temperatura, por favor."]
-    assert spanish.fallbacks == ()  # every text this result shows is translated
+    assert "Tómese la temperatura, por favor." in [q.text for q in asked.questions]
+    # Every text this result shows is translated, except the question this base pack has
+    # no text for (chest pain, asked because its answer could raise the level: shown in
+    # English from the fact's description) and the questions count of the summary.
+    assert spanish.fallbacks == ("questions.fallback-chest-pain", "summary.questions")
     # Not translated in the base: shown in English and listed.
     bruise = engine.triage({"hours_since_procedure": 30, "bruising": "mild"}, "es")
     assert bruise.findings[0].explanation == "Bruising is leve."

@@ -172,8 +172,10 @@ class Explainer:
         self._questions = {q.id: Question(field=FACT_FIELDS[q.field].report_field,
                                           text=texts.text(f"questions.{q.id}")[0] or q.text)
                            for q in asked}
-        self._question_fallbacks = {q.id: texts.fallbacks([f"questions.{q.id}"])
-                                    for q in asked}
+        own = {q.id for q in pack.questions}
+        self._question_fallbacks = {
+            q.id: texts.fallbacks([f"questions.{q.id}"]) if q.id in own
+            else ((f"questions.{q.id}",) if locale != "en" else ()) for q in asked}
         schema_order = {name: index for index, name in enumerate(FACT_FIELDS)}
         self._question_order = {q.id: (schema_order[q.field], q.id) for q in asked}
         self._ends = {q.id: pack.needs_unanswered(q.field) for q in asked}
