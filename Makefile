@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP_CORE := $(VENV)/.installed-core
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint types pytest bench bench-timeline docs fuzz clean
+.PHONY: demo test lint types pytest bench bench-timeline docs fuzz mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ test: lint types pytest
 
 bench: $(STAMP_DEV)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/rules_diff.py
+
+# Every unsafe one-step edit of a rule (level one lower, threshold one step the unsafe way)
+# must fail a behavioural test file; lists survivors and fails on any. The fast form, the
+# same mutants against the worked examples in-process, is tests/test_mutation.py.
+mutate: $(STAMP_DEV)
+	$(BIN)/python tests/mutation.py
 
 # The timeline on SQLite and a throwaway PostgreSQL cluster (needs Debian's postgresql
 # package, as .ci/run installs it): loads 1,000,000 check-ins, so minutes, not seconds.

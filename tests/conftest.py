@@ -30,16 +30,23 @@ def rules_dir() -> Path:
     return RULES_DIR
 
 
-@pytest.fixture(scope="session")
-def pack() -> RulePack:
-    """The packaged rule pack."""
-    return default_engine().pack
+# `make mutate` (tests/mutation.py) runs behavioural tests against a mutated pack by
+# naming its directory here; unset, the fixtures give the packaged pack.
+MUTANT_RULES = os.environ.get("MARROW_TRIAGE_TEST_RULES")
 
 
 @pytest.fixture(scope="session")
 def engine() -> TriageEngine:
     """The engine of the packaged rule pack (the one ``triage()`` uses)."""
+    if MUTANT_RULES:
+        return TriageEngine.from_path(MUTANT_RULES)
     return default_engine()
+
+
+@pytest.fixture(scope="session")
+def pack(engine: TriageEngine) -> RulePack:
+    """The packaged rule pack."""
+    return engine.pack
 
 
 @pytest.fixture()

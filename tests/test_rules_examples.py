@@ -453,7 +453,11 @@ def test_example_names_are_unique() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
 def test_example(example: Example, results: dict[str, TriageResult], pack: RulePack) -> None:
-    result = results[example.name]
+    check_example(example, results[example.name], pack)
+
+
+def check_example(example: Example, result: TriageResult, pack: RulePack) -> None:
+    """Assert that ``result`` is what ``example`` expects (tests/mutation.py uses it too)."""
     fired = {f.rule_id for f in result.findings}
     assert fired == example.rules, result.summary
     assert result.level is example.level, result.summary

@@ -8,6 +8,7 @@ from marrow_triage.models import Urgency
 from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
 from marrow_triage.pack.facts import FACT_FIELDS, HISTORY_FACT_FIELDS, FactField
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
+from marrow_triage.pack.versions import level_changes
 from marrow_triage.units import format_number
 
 __all__ = ["condition_in_words", "render_catalogue", "rule_condition_in_words"]
@@ -112,6 +113,32 @@ def _languages(pack: RulePack) -> list[str]:
     return lines
 
 
+def _version_history(pack: RulePack) -> list[str]:
+    """The recorded versions, newest first, each with its level changes."""
+    if not pack.changes:
+        return []
+    lines = ["", "## Version history", "",
+             "Recorded in pack.yaml (`changes:`) by `marrow-triage rules release --record`; "
+             "`marrow-triage rules check` fails when the content differs from the hash "
+             "recorded for its version, or a version lowers a level without a new major "
+             "version.", ""]
+    previous: dict[str, Urgency] = {}
+    entries = []
+    for record in pack.changes:
+        changes = level_changes(previous, record.levels, record.replaced) if previous else []
+        entry = [f"### {record.version}", "", f"- **SHA-256**: `{record.sha256}`",
+                 f"- **Rules**: {len(record.levels)}"]
+        if record.note:
+            entry.append(f"- **Note**: {record.note}")
+        if previous:
+            entry.append("- **Level changes**: " + ("; ".join(map(str, changes)) or "none"))
+        entries.append([*entry, ""])
+        previous = dict(record.levels)
+    for entry in reversed(entries):
+        lines += entry
+    return lines[:-1]
+
+
 def render_catalogue(pack: RulePack) -> str:
     """Markdown for ``docs/rules.md``; byte-identical for the same pack."""
     lines = [
@@ -123,6 +150,7 @@ def render_catalogue(pack: RulePack) -> str:
         *_disabled_section(pack),
         *_questions_section(pack),
         *_languages(pack),
+        *_version_history(pack),
         *_facts_section(pack),
     ]
     return "\n".join(lines) + "\n"

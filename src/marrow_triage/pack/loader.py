@@ -321,6 +321,7 @@ def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> R
         parameters=MappingProxyType(dict(sorted(meta.parameters.items()))),
         routes=routes, texts=texts, translations=translations, overlays=overlays,
         watch_for=tuple(meta.texts.watch_for),
+        changes=meta.changes,
     )
 
 

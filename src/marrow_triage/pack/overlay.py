@@ -199,6 +199,7 @@ class _Merger:
     def merge_meta(self) -> None:
         data, label = self.merged.meta, self.layer.meta_label
         data["name"], data["version"] = self.meta.name, self.meta.version
+        data.pop("changes", None)  # the base's version history is not the overlay's
         if self.meta.description:
             data["description"] = self.meta.description
         for doc_id, doc in self.meta.documents.items():

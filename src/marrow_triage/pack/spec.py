@@ -55,6 +55,7 @@ __all__ = [
     "TimelineRuleSpec",
     "Translation",
     "ValueWordsSpec",
+    "VersionRecord",
 ]
 
 RULE_ID = r"^[a-z0-9][a-z0-9-]{1,63}$"
@@ -302,6 +303,21 @@ class TextsSpec(_Spec):
         return value
 
 
+class VersionRecord(_Spec):
+    """One released version of a pack (``changes:`` in pack.yaml): its content hash and the
+    level of every rule, so that a later version can be checked against it without its files.
+
+    Written by ``marrow-triage rules release --record``; never part of the pack's hash.
+    """
+
+    version: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    note: str | None = None
+    replaced: dict[str, str] = Field(default_factory=dict)
+    """Rules of the previous version that this one replaces: old rule id -> new rule id."""
+    levels: dict[str, Urgency] = Field(default_factory=dict)
+
+
 class PackMeta(_Spec):
     """What ``pack.yaml`` says: the pack's name, version, documents, parameters, contact
     routes, wording and history settings."""
@@ -314,6 +330,7 @@ class PackMeta(_Spec):
     parameters: dict[Annotated[str, Field(pattern=PARAMETER_NAME)], ParameterSpec] = {}
     routes: dict[Annotated[str, Field(pattern=NAME)], str] = {}
     texts: TextsSpec
+    changes: tuple[VersionRecord, ...] = ()
 
 
 class ExtendsSpec(_Spec):
@@ -421,6 +438,8 @@ class RulePack:
     overlays: OverlayLog = field(default_factory=OverlayLog)
     watch_for: tuple[str, ...] = ()
     """Names of the warning signs a self_care result lists (``texts.watch_for``), in order."""
+    changes: tuple[VersionRecord, ...] = ()
+    """The recorded version history of a full pack, oldest first (not part of ``sha256``)."""
 
     @classmethod
     def from_path(cls, path: str | Path, base: str | Path | None = None) -> RulePack:

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from marrow_triage.adapters.cli.change import rules_diff, rules_release, rules_trace
+from marrow_triage.adapters.cli.files import write_atomic
 from marrow_triage.adapters.cli.packs import (
     BaseOption,
     LocaleOption,
@@ -41,6 +43,7 @@ from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.pack.loader import default_rules_path
 from marrow_triage.pack.spec import RulePack
+from marrow_triage.pack.versions import check_versions
 from marrow_triage.timeline.store import open_store
 from marrow_triage.timeline.timeline import Timeline
 
@@ -67,6 +70,9 @@ rules_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(rules_app, name="rules")
+rules_app.command("diff")(rules_diff)
+rules_app.command("release")(rules_release)
+rules_app.command("trace")(rules_trace)
 app.add_typer(timeline_app, name="timeline")
 
 _STYLES = {
@@ -169,7 +175,10 @@ def rules_check(
 ) -> None:
     """Validate a rule pack or overlay: every problem with its file, rule id and field.
 
-    Also lists, per locale, the texts not yet translated (shown in English until they are).
+    Also lists, per locale, the texts not yet translated (shown in English until they are),
+    and checks a full pack's version history (changes: in pack.yaml): the content must be
+    what was recorded for its version, and a version that lowers a level must be a new
+    major one.
 
     Example: marrow-triage rules check rules/
 
@@ -180,10 +189,15 @@ def rules_check(
         TriageEngine(pack)  # compiles into durable_rules definitions as well
     except RulePackError as exc:
         fail(problem_lines(exc.problems))
+    version_problems = check_versions(pack, directory)
+    if version_problems:
+        fail(problem_lines(version_problems, label=f"{directory.name}/"))
     chain = " on ".join(f"{ref.name} {ref.version}" for ref in reversed(pack.chain[:-1]))
+    recorded = " (recorded)" if pack.changes else ""
     typer.echo(
         f"OK: {pack.name} {pack.version}{f' on {chain}' if chain else ''}, "
         f"{len(pack.rules)} rules, {len(pack.questions)} questions, sha256 {pack.sha256}"
+        f"{recorded}"
     )
     for code, translation in pack.translations.items():
         if translation.missing:
@@ -216,23 +230,10 @@ def rules_docs(
         return
     target = Path(output)
     try:
-        _write_atomic(target, text)
+        write_atomic(target, text)
     except OSError as exc:
         fail([f"{output}: cannot write: {exc.strerror or exc}"])
     typer.echo(f"wrote {target} ({len(pack.rules)} rules)", err=True)
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    """Write whole or not at all: a temporary file renamed over the target."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @rules_app.command("export")

@@ -1,0 +1,71 @@
+"""`make bench` (part): how long `marrow-triage rules diff` takes to compare 100,000 reports.
+
+    python benchmarks/rules_diff.py [--samples 100000] [--workers 2]
+
+The change compared is a realistic one: the packaged pack against a copy whose fever
+threshold moved from 38.3 to 38.4 °C (explanation kept consistent), so many findings
+differ and the comparison does its full work. The report space is the two packs'
+boundary classes pairwise plus the seeded sample, as the command builds it. Target: the
+whole comparison (report generation, both engines' ``triage_many``, grouping) under 20 s
+wall time on a 2-core machine. The last line is ``rules_diff_seconds=… target=20 …``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from marrow_triage import RulePack, TriageEngine
+from marrow_triage.change import compare_engines, report_batches
+from marrow_triage.change.impact import counts_line
+from marrow_triage.pack.loader import default_rules_path
+
+TARGET_SECONDS = 20.0
+
+
+def moved_fever_pack(target: Path) -> Path:
+    """A copy of the packaged pack with the fever threshold one tenth higher."""
+    shutil.copytree(default_rules_path(), target)
+    path = target / "warning-signs.yaml"
+    text = path.read_text(encoding="utf-8")
+    moved = text.replace("temperature_c: {at_least: 38.3}", "temperature_c: {at_least: 38.4}")
+    moved = moved.replace("fever threshold of 38.3 °C", "fever threshold of 38.4 °C")
+    if moved == text:
+        raise SystemExit("the fever rule is not written as expected; update this benchmark")
+    path.write_text(moved, encoding="utf-8")
+    return target
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        old = TriageEngine(RulePack.default())
+        new = TriageEngine.from_path(moved_fever_pack(Path(tmp) / "rules"))
+        started, cpu = time.perf_counter(), time.process_time()
+        batches = report_batches([old.pack, new.pack], samples=args.samples)
+        impact = compare_engines(old, new, batches, workers=args.workers)
+        seconds = time.perf_counter() - started
+        cpu_parent = time.process_time() - cpu
+    children = os.times()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.workers} worker(s)")
+    print(counts_line(impact))
+    print(f"wall {seconds:.2f} s, {impact.total / seconds:,.0f} reports/s; CPU: parent "
+          f"{cpu_parent:.2f} s, workers {children.children_user + children.children_system:.2f} s")
+    print(f"{impact.lower:,} reports lower, {impact.higher:,} higher (exit {impact.exit_code})")
+    status = "met" if seconds < TARGET_SECONDS * impact.total / 100_000 else "MISSED"
+    print(f"rules_diff_seconds={seconds:.2f} reports={impact.total} target={TARGET_SECONDS:.0f}"
+          f"s_per_100k {status}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

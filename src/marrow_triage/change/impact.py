@@ -1,0 +1,534 @@
+"""The impact of a rule change: two packs evaluated over the same reports, and what moved.
+
+:func:`compare_engines` runs both engines over the same reports with
+:meth:`~marrow_triage.TriageEngine.triage_many` and groups what differs: reports whose
+level moved (by transition, each with the rules whose firing explains it and the smallest
+example report), rules that fire in more or fewer reports, findings whose wording changed
+with the same level and rules, and the rule definitions that differ between the packs.
+:func:`report_batches` builds the report space (see :mod:`marrow_triage.change.space`).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import queue
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from marrow_triage.change.space import (
+    FieldClasses,
+    boundary_classes,
+    covering_rows,
+    rows_to_reports,
+    sample_reports,
+)
+from marrow_triage.engine.triage import TriageEngine
+from marrow_triage.errors import EngineError
+from marrow_triage.models import SymptomReport, TriageResult, Urgency
+from marrow_triage.pack.catalogue import condition_in_words
+from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
+
+__all__ = [
+    "Batch",
+    "Cause",
+    "DefinitionChange",
+    "Impact",
+    "RuleFiring",
+    "TextChange",
+    "Transition",
+    "compare_engines",
+    "report_batches",
+]
+
+_CHUNK = 4096
+"""Reports per ``triage_many`` call: large enough to amortise it, small enough to stream."""
+
+Report = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Reports of one kind (boundary classes, samples, a file), with how they were made."""
+
+    label: str
+    reports: Iterable[Report | SymptomReport]
+    count: int
+
+
+def report_batches(packs: Sequence[RulePack], samples: int = 100_000, seed: int = 0,
+                   extra: Sequence[tuple[str, Sequence[SymptomReport]]] = ()) -> list[Batch]:
+    """The report space for comparing ``packs``: their boundary classes pairwise, ``samples``
+    seeded samples and the ``extra`` reports (label, reports), in that order."""
+    fields = boundary_classes(packs)
+    rows = covering_rows([len(f.values) for f in fields])
+    classes = sum(len(f.values) for f in fields)
+    batches = [Batch(f"{classes:,} boundary classes of {len(fields)} fields pairwise",
+                     list(rows_to_reports(fields, rows)), len(rows))]
+    if samples:
+        batches.append(Batch(f"sampled (seed {seed})", _lazy_samples(fields, samples, seed),
+                             samples))
+    batches += [Batch(f"from {label}", reports, len(reports)) for label, reports in extra]
+    return batches
+
+
+def _lazy_samples(fields: list[FieldClasses], count: int, seed: int) -> Iterable[Report]:
+    class _Samples:
+        def __iter__(self) -> Iterator[Report]:
+            return sample_reports(fields, count, seed)
+    return _Samples()
+
+
+@dataclass
+class Cause:
+    """Reports of one transition moved by the same rules: those now firing at the new level
+    (a move up) or no longer firing at the old one (a move down), and rules whose own
+    level changed; other rules whose firing changed with them are counted in ``firing``."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    relevelled: tuple[str, ...] = ()
+    """``rule: old → new`` for rules that fire in both at another level."""
+    count: int = 0
+    example: Report = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """``rule site-pain-persisting now fires; rule fever no longer fires``."""
+        parts = [f"rule {r} now fires" for r in self.added]
+        parts += [f"rule {r} no longer fires" for r in self.removed]
+        parts += [f"rule {r}" for r in self.relevelled]
+        return "; ".join(parts) or "same rules fire"
+
+
+@dataclass
+class Transition:
+    """Reports whose level moved from ``old`` to ``new``."""
+
+    old: Urgency
+    new: Urgency
+    count: int = 0
+    causes: dict[tuple[tuple[str, ...], ...], Cause] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        """Levels moved: negative when the report now gets a lower level."""
+        return self.new.rank - self.old.rank
+
+
+@dataclass
+class RuleFiring:
+    """A rule that fires for more or fewer of the reports than before."""
+
+    rule_id: str
+    more: int = 0
+    fewer: int = 0
+
+
+@dataclass
+class TextChange:
+    """Reports with the same level and rules whose wording of one part changed."""
+
+    rule_id: str
+    """The finding's rule, or ``(result)`` for the result's own texts."""
+    part: str
+    locale: str
+    count: int = 0
+    old_text: str = ""
+    new_text: str = ""
+    example: Report = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DefinitionChange:
+    """A rule whose definition differs between the packs, and in what."""
+
+    rule_id: str
+    kind: str
+    """``rule`` or ``timeline rule``."""
+    parts: tuple[str, ...]
+    old_level: Urgency | None
+    new_level: Urgency | None
+    detail: str
+
+
+@dataclass
+class Impact:
+    """What a change from the old pack to the new one does to the reports compared."""
+
+    old: dict[str, str]
+    new: dict[str, str]
+    sources: list[tuple[str, int]]
+    invalid: int = 0
+    total: int = 0
+    transitions: dict[tuple[Urgency, Urgency], Transition] = field(default_factory=dict)
+    firing: dict[str, RuleFiring] = field(default_factory=dict)
+    text: dict[tuple[str, str, str], TextChange] = field(default_factory=dict)
+    definitions: list[DefinitionChange] = field(default_factory=list)
+
+    @property
+    def lower(self) -> int:
+        """Reports that now get a lower level."""
+        return sum(t.count for t in self.transitions.values() if t.steps < 0)
+
+    @property
+    def higher(self) -> int:
+        """Reports that now get a higher level."""
+        return sum(t.count for t in self.transitions.values() if t.steps > 0)
+
+    @property
+    def unevaluated_lowering(self) -> list[DefinitionChange]:
+        """Timeline rules lowered or removed: single reports cannot show their effect."""
+        return [d for d in self.definitions if d.kind == "timeline rule" and d.old_level
+                is not None and (d.new_level is None or d.new_level < d.old_level)]
+
+    @property
+    def exit_code(self) -> int:
+        """3: some report now gets a lower level; 1: levels changed, none lower; 0: none."""
+        if self.lower or self.unevaluated_lowering:
+            return 3
+        return 1 if self.higher else 0
+
+    def sorted_transitions(self) -> list[Transition]:
+        """Downward transitions first (largest drop first), then upward ones."""
+        return sorted(self.transitions.values(),
+                      key=lambda t: (t.steps > 0, t.steps if t.steps < 0 else -t.steps,
+                                     -t.old.rank, -t.count))
+
+
+def _size(report: Report) -> tuple[int, int, str]:
+    text = json.dumps(report, sort_keys=False)
+    return len(report), len(text), text
+
+
+def _as_dict(report: Report | SymptomReport) -> Report:
+    if isinstance(report, SymptomReport):
+        return report.model_dump(mode="json", exclude_none=True)
+    return report
+
+
+def compare_engines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch], *,
+                    old_label: str = "old", new_label: str = "new", workers: int = 1,
+                    progress: Callable[[int, int], None] | None = None) -> Impact:
+    """Evaluate every report of ``batches`` with both engines and group what changed.
+
+    Reports that are not valid (a generated combination a report validator refuses) are
+    counted in ``invalid`` and skipped. ``progress(done, total)`` is called per chunk.
+    With ``workers`` > 1 (and ``fork`` available) chunks are shared between that many
+    forked processes; the result is the same as with one.
+    """
+    impact = Impact(old=_identity(old.pack, old_label), new=_identity(new.pack, new_label),
+                    sources=[(b.label, b.count) for b in batches])
+    impact.definitions = definition_changes(old.pack, new.pack)
+    expected = sum(b.count for b in batches)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _compare_forked(old, new, batches, impact, workers, expected, progress)
+        return impact
+    done = 0
+    for chunk in _chunks(batches):
+        done += _compare_chunk(old, new, chunk, impact)
+        if progress is not None:
+            progress(done, expected)
+    return impact
+
+
+def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | SymptomReport],
+                   impact: Impact) -> int:
+    """Compare one chunk of reports into ``impact``; the number of reports seen."""
+    originals: list[Report | SymptomReport] = []
+    reports: list[SymptomReport] = []
+    for report in chunk:
+        if isinstance(report, SymptomReport):
+            validated = report
+        else:
+            try:
+                validated = SymptomReport.model_validate(report)
+            except ValidationError:
+                impact.invalid += 1
+                continue
+        originals.append(report)
+        reports.append(validated)
+    olds = old.triage_many(reports)
+    news = new.triage_many(reports)
+    for original, before, after in zip(originals, olds, news, strict=True):
+        _compare(impact, original, before, after)
+    impact.total += len(reports)
+    return len(chunk)
+
+
+def _chunks(batches: Sequence[Batch]) -> Iterator[list[Report | SymptomReport]]:
+    chunk: list[Report | SymptomReport] = []
+    for batch in batches:
+        for report in batch.reports:
+            chunk.append(report)
+            if len(chunk) == _CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _compare_forked(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch],
+                    impact: Impact, workers: int, expected: int,
+                    progress: Callable[[int, int], None] | None) -> None:
+    """Chunks compared by forked workers (they inherit the engines), results merged."""
+    context = multiprocessing.get_context("fork")
+    tasks: Any = context.Queue(maxsize=2 * workers)
+    results: Any = context.Queue()
+    processes = [context.Process(target=_work, args=(old, new, tasks, results), daemon=True)
+                 for _ in range(workers)]
+    for process in processes:
+        process.start()
+    done, finished = 0, 0
+
+    def drain(block: bool) -> None:
+        nonlocal done, finished
+        while True:
+            try:
+                kind, value = results.get(block=block, timeout=None if block else 0)
+            except queue.Empty:
+                return
+            if kind == "progress":
+                done += value
+                if progress is not None:
+                    progress(done, expected)
+            elif kind == "done":
+                _merge(impact, value)
+                finished += 1
+            else:
+                raise EngineError(f"rule change comparison failed in a worker: {value}")
+            if block:
+                return
+
+    try:
+        for chunk in _chunks(batches):
+            while True:
+                try:
+                    tasks.put(chunk, timeout=0.1)
+                    break
+                except queue.Full:
+                    drain(block=False)
+                    if not all(p.is_alive() for p in processes):
+                        raise EngineError("a comparison worker stopped unexpectedly") from None
+            drain(block=False)
+        for _ in processes:
+            tasks.put(None)
+        while finished < workers:
+            drain(block=True)
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+
+
+def _work(old: TriageEngine, new: TriageEngine, tasks: Any, results: Any) -> None:
+    """A forked worker: compare the chunks it takes, then send back what it found."""
+    partial = Impact(old={}, new={}, sources=[])  # the parent's impact names the packs
+    try:
+        while (chunk := tasks.get()) is not None:
+            results.put(("progress", _compare_chunk(old, new, chunk, partial)))
+        results.put(("done", partial))
+    except Exception as exc:  # reported to the parent, which raises it
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _merge(into: Impact, part: Impact) -> None:
+    """Add a worker's partial impact to ``into``."""
+    into.total += part.total
+    into.invalid += part.invalid
+    for key, transition in part.transitions.items():
+        target = into.transitions.setdefault(key, Transition(*key))
+        target.count += transition.count
+        for cause_key, cause in transition.causes.items():
+            mine = target.causes.setdefault(cause_key, Cause(cause.added, cause.removed,
+                                                             cause.relevelled))
+            mine.count += cause.count
+            mine.example = _keep_smaller(mine.example, cause.example)
+    for rule_id, firing in part.firing.items():
+        target_firing = into.firing.setdefault(rule_id, RuleFiring(rule_id))
+        target_firing.more += firing.more
+        target_firing.fewer += firing.fewer
+    for text_key, change in part.text.items():
+        mine_text = into.text.get(text_key)
+        if mine_text is None:
+            into.text[text_key] = change
+            continue
+        mine_text.count += change.count
+        if _keep_smaller(mine_text.example, change.example) is not mine_text.example:
+            mine_text.example = change.example
+            mine_text.old_text, mine_text.new_text = change.old_text, change.new_text
+
+
+def _identity(pack: RulePack, label: str) -> dict[str, str]:
+    return {"label": label, "name": pack.name, "version": pack.version, "sha256": pack.sha256}
+
+
+def _keep_smaller(current: Report, candidate: Report | SymptomReport) -> Report:
+    as_dict = _as_dict(candidate)
+    if not current or _size(as_dict) < _size(current):
+        return as_dict
+    return current
+
+
+def _compare(impact: Impact, original: Report | SymptomReport, before: TriageResult,
+             after: TriageResult) -> None:
+    if before is after:
+        return
+    old_ids = [f.rule_id for f in before.findings]
+    new_ids = [f.rule_id for f in after.findings]
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    if old_ids != new_ids:
+        old_set, new_set = set(old_ids), set(new_ids)
+        added, removed = tuple(sorted(new_set - old_set)), tuple(sorted(old_set - new_set))
+        for rule_id in added:
+            impact.firing.setdefault(rule_id, RuleFiring(rule_id)).more += 1
+        for rule_id in removed:
+            impact.firing.setdefault(rule_id, RuleFiring(rule_id)).fewer += 1
+    if before.level is not after.level:
+        old_levels = {f.rule_id: f.level for f in before.findings}
+        new_levels = {f.rule_id: f.level for f in after.findings}
+        relevelled = tuple(f"{f.rule_id}: {old_levels[f.rule_id]} → {f.level}"
+                           for f in sorted(after.findings, key=lambda f: f.rule_id)
+                           if old_levels.get(f.rule_id, f.level) is not f.level)
+        # Group by the changes that decide the move: rules now firing at the new (higher)
+        # level, or no longer firing at the old (higher) one; others are incidental.
+        if after.level > before.level:
+            decisive: tuple[tuple[str, ...], tuple[str, ...]] = (
+                tuple(r for r in added if new_levels[r] is after.level), ())
+        else:
+            decisive = ((), tuple(r for r in removed if old_levels[r] is before.level))
+        if decisive[0] or decisive[1] or relevelled:
+            added, removed = decisive
+        key = (before.level, after.level)
+        transition = impact.transitions.setdefault(key, Transition(*key))
+        transition.count += 1
+        cause = transition.causes.setdefault((added, removed, relevelled),
+                                             Cause(added, removed, relevelled))
+        cause.count += 1
+        cause.example = _keep_smaller(cause.example, original)
+    elif not added and not removed:
+        _text_changes(impact, original, before, after)
+    # Otherwise other rules fire at the same level: texts differ because of that.
+
+
+def _text_changes(impact: Impact, original: Report | SymptomReport, before: TriageResult,
+                  after: TriageResult) -> None:
+    locale = str(getattr(after, "locale", None) or "default")
+    old_by_id = {f.rule_id: f for f in before.findings}
+    changes: list[tuple[str, str, str, str]] = []
+    for finding in after.findings:
+        previous = old_by_id.get(finding.rule_id)
+        if previous is None or previous is finding:
+            continue
+        if previous.explanation != finding.explanation:
+            changes.append((finding.rule_id, "explanation", previous.explanation,
+                            finding.explanation))
+        if previous.advice != finding.advice:
+            changes.append((finding.rule_id, "advice", " / ".join(previous.advice),
+                            " / ".join(finding.advice)))
+        if previous.source != finding.source:
+            changes.append((finding.rule_id, "source", previous.source.quote,
+                            finding.source.quote))
+    for part in ("action", "summary", "reassurance", "questions"):
+        was, now = getattr(before, part), getattr(after, part)
+        if was is not now and was != now:
+            changes.append(("(result)", part, _text(was), _text(now)))
+    for rule_id, part, was, now in changes:
+        key = (rule_id, part, locale)
+        change = impact.text.setdefault(key, TextChange(rule_id, part, locale))
+        change.count += 1
+        smaller = _keep_smaller(change.example, original)
+        if smaller is not change.example:
+            change.example, change.old_text, change.new_text = smaller, was, now
+
+
+def _text(value: object) -> str:
+    if isinstance(value, tuple):
+        return " / ".join(getattr(v, "text", str(v)) for v in value)
+    return str(value)
+
+
+def _rule_parts(rule: RuleSpec | TimelineRuleSpec) -> dict[str, object]:
+    data = rule.model_dump(mode="json", exclude={"when", "when_findings", "id"})
+    data["condition"] = rule.condition_data()
+    return data
+
+
+def _condition_words(rule: RuleSpec | TimelineRuleSpec) -> str:
+    if isinstance(rule, RuleSpec) and rule.when_findings is not None:
+        return f"{rule.when_findings.at_least} or more findings at level " \
+               f"{rule.when_findings.level.value}"
+    assert rule.when is not None
+    return condition_in_words(rule.when)
+
+
+def definition_changes(old: RulePack, new: RulePack) -> list[DefinitionChange]:
+    """Rules and timeline rules added, removed or changed, by id."""
+    out: list[DefinitionChange] = []
+    kinds: tuple[tuple[str, dict[str, RuleSpec | TimelineRuleSpec],
+                       dict[str, RuleSpec | TimelineRuleSpec]], ...] = (
+        ("rule", {r.id: r for r in old.rules}, {r.id: r for r in new.rules}),
+        ("timeline rule", {r.id: r for r in old.timeline_rules},
+         {r.id: r for r in new.timeline_rules}),
+    )
+    for kind, before, after in kinds:
+        for rule_id in sorted(set(before) | set(after)):
+            was, now = before.get(rule_id), after.get(rule_id)
+            if was is None and now is not None:
+                out.append(DefinitionChange(rule_id, kind, ("added",), None, now.level,
+                                            f"added: {now.level} when {_condition_words(now)}"))
+            elif now is None and was is not None:
+                out.append(DefinitionChange(rule_id, kind, ("removed",), was.level, None,
+                                            f"removed (was {was.level} when "
+                                            f"{_condition_words(was)})"))
+            elif was is not None and now is not None:
+                old_parts, new_parts = _rule_parts(was), _rule_parts(now)
+                parts = tuple(k for k in sorted(set(old_parts) | set(new_parts))
+                              if old_parts.get(k) != new_parts.get(k))
+                if not parts:
+                    continue
+                details = []
+                if "level" in parts:
+                    details.append(f"level {was.level} → {now.level}")
+                if "condition" in parts:
+                    details.append(f"when {_condition_words(was)} → {_condition_words(now)}")
+                rest = [p for p in parts if p not in ("level", "condition")]
+                if rest:
+                    details.append("wording: " + ", ".join(rest))
+                out.append(DefinitionChange(rule_id, kind, parts, was.level, now.level,
+                                            "; ".join(details)))
+    return out
+
+
+def firing_sorted(impact: Impact) -> list[RuleFiring]:
+    """Rules whose firing changed, those firing less first (they can under-triage)."""
+    return sorted(impact.firing.values(), key=lambda r: (-r.fewer, -r.more, r.rule_id))
+
+
+def counted_text(impact: Impact) -> list[TextChange]:
+    """Text changes by rule, part and locale."""
+    return [impact.text[k] for k in sorted(impact.text)]
+
+
+def example_json(report: Report) -> str:
+    """An example report on one line, fields in schema order."""
+    return json.dumps(report, ensure_ascii=False)
+
+
+def counts_line(impact: Impact) -> str:
+    """``412,330 reports: 1,904 boundary classes … pairwise + 100,000 sampled + …``."""
+    text = f"{impact.total:,} reports: " + " + ".join(
+        _source_text(label, count) for label, count in impact.sources)
+    if impact.invalid:
+        text += f" ({impact.invalid:,} generated combinations were not valid reports)"
+    return text
+
+
+def _source_text(label: str, count: int) -> str:
+    if "pairwise" in label:
+        return f"{label} ({count:,} reports)"
+    return f"{count:,} {label}"
