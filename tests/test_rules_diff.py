@@ -140,12 +140,12 @@ def test_wording_only_change(old_pack: Path, tmp_path: Path) -> None:
         tmp_path)
     assert impact.transitions == {} and impact.firing == {}
     assert impact.exit_code == 0
-    change = impact.text[("fever", "explanation", "default")]
+    change = impact.text[("fever", "explanation", "en")]
     assert change.count == 5  # 38.3, 38.39, 38.4, 100.94 °F and 38.3 with redness
     assert change.example == C(38.3)
     assert change.old_text == "Temperature 38.3 °C (100.9 °F) is at or above 38.3 °C."
     assert change.new_text == "Your temperature 38.3 °C (100.9 °F) reaches 38.3 °C: a fever."
-    assert set(impact.text) == {("fever", "explanation", "default")}
+    assert set(impact.text) == {("fever", "explanation", "en")}
 
 
 def test_no_change(old_pack: Path, tmp_path: Path) -> None:
@@ -349,3 +349,44 @@ def test_reports_by_level_are_all_reached(pack: RulePack, engine: TriageEngine) 
     [batch, *_] = report_batches([pack], samples=0)
     levels = {r.level for r in engine.triage_many(list(batch.reports))}
     assert levels == set(Urgency)
+
+
+# --- overlays and locales -----------------------------------------------------------
+
+def test_an_overlay_against_its_base(tmp_path: Path) -> None:
+    """A site overlay lowering the fever threshold to 37.5 °C moves reports up only."""
+    from test_overlays import BASE_ES, BASE_META, BASE_QUESTIONS, BASE_RULES, overlay, write_pack
+
+    base = write_pack(tmp_path / "base", BASE_META,
+                      {"rules.yaml": {"rules": BASE_RULES, "questions": BASE_QUESTIONS}},
+                      {"es": BASE_ES})
+    site = overlay(tmp_path / "site", {"parameters": {"fever_c": 37.5}})
+    engines = TriageEngine.from_path(base), TriageEngine.from_path(site, base=base)
+    batch = Batch("hand-picked", [C(37.49), C(37.5), C(38.29), C(38.3)], 4)
+    impact = compare_engines(*engines, [batch], locales=["es"])
+    assert transitions(impact) == {("self_care", "urgent"): {(("fever",), (), ()): 2}}
+    assert impact.exit_code == 1
+    # Reports that were fever already keep their level; their texts show the new threshold,
+    # in English and in Spanish.
+    assert {(k[0], k[1], k[2]) for k in impact.text} >= {("fever", "explanation", "en"),
+                                                          ("fever", "explanation", "es")}
+    assert impact.text[("fever", "explanation", "es")].new_text.endswith("es de 37.5 °C o más.")
+    code, out, _ = diff(str(base), str(site), "--base", str(base), "--json")
+    assert code == 1 and json.loads(out)["new"]["name"] == "site"
+
+
+def test_a_translation_change_is_listed_for_its_locale(tmp_path: Path) -> None:
+    from test_overlays import BASE_ES, BASE_META, BASE_QUESTIONS, BASE_RULES, write_pack
+
+    files = {"rules.yaml": {"rules": BASE_RULES, "questions": BASE_QUESTIONS}}
+    old = write_pack(tmp_path / "old", BASE_META, files, {"es": BASE_ES})
+    reworded = json.loads(json.dumps(BASE_ES))
+    reworded["rules"]["fever"]["advice"] = ["Llame a {care_team_24h} enseguida."]
+    new = write_pack(tmp_path / "new", BASE_META, files, {"es": reworded})
+    impact = compare_engines(TriageEngine.from_path(old), TriageEngine.from_path(new),
+                             [Batch("hand-picked", [C(38.3), C(39)], 2)], locales=["es"])
+    assert impact.transitions == {} and impact.exit_code == 0
+    change = impact.text[("fever", "advice", "es")]
+    assert change.count == 2
+    assert change.new_text.startswith("Llame a la línea de 24 horas de su equipo enseguida")
+    assert not any(key[2] == "en" for key in impact.text)

@@ -211,31 +211,33 @@ def _as_dict(report: Report | SymptomReport) -> Report:
 
 def compare_engines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch], *,
                     old_label: str = "old", new_label: str = "new", workers: int = 1,
+                    locales: Sequence[str] = (),
                     progress: Callable[[int, int], None] | None = None) -> Impact:
     """Evaluate every report of ``batches`` with both engines and group what changed.
 
     Reports that are not valid (a generated combination a report validator refuses) are
     counted in ``invalid`` and skipped. ``progress(done, total)`` is called per chunk.
     With ``workers`` > 1 (and ``fork`` available) chunks are shared between that many
-    forked processes; the result is the same as with one.
+    forked processes; the result is the same as with one. Levels and rules are compared
+    in English; ``locales`` (other locales both packs have) are compared for wording too.
     """
     impact = Impact(old=_identity(old.pack, old_label), new=_identity(new.pack, new_label),
                     sources=[(b.label, b.count) for b in batches])
     impact.definitions = definition_changes(old.pack, new.pack)
     expected = sum(b.count for b in batches)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        _compare_forked(old, new, batches, impact, workers, expected, progress)
+        _compare_forked(old, new, batches, impact, workers, expected, progress, locales)
         return impact
     done = 0
     for chunk in _chunks(batches):
-        done += _compare_chunk(old, new, chunk, impact)
+        done += _compare_chunk(old, new, chunk, impact, locales)
         if progress is not None:
             progress(done, expected)
     return impact
 
 
 def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | SymptomReport],
-                   impact: Impact) -> int:
+                   impact: Impact, locales: Sequence[str] = ()) -> int:
     """Compare one chunk of reports into ``impact``; the number of reports seen."""
     originals: list[Report | SymptomReport] = []
     reports: list[SymptomReport] = []
@@ -254,6 +256,13 @@ def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | Sy
     news = new.triage_many(reports)
     for original, before, after in zip(originals, olds, news, strict=True):
         _compare(impact, original, before, after)
+    for locale in locales:  # the same findings, worded in another language
+        olds = old.triage_many(reports, locale=locale)
+        news = new.triage_many(reports, locale=locale)
+        for original, before, after in zip(originals, olds, news, strict=True):
+            if before.level is after.level and \
+                    [f.rule_id for f in before.findings] == [f.rule_id for f in after.findings]:
+                _text_changes(impact, original, before, after)
     impact.total += len(reports)
     return len(chunk)
 
@@ -272,12 +281,14 @@ def _chunks(batches: Sequence[Batch]) -> Iterator[list[Report | SymptomReport]]:
 
 def _compare_forked(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch],
                     impact: Impact, workers: int, expected: int,
-                    progress: Callable[[int, int], None] | None) -> None:
+                    progress: Callable[[int, int], None] | None,
+                    locales: Sequence[str] = ()) -> None:
     """Chunks compared by forked workers (they inherit the engines), results merged."""
     context = multiprocessing.get_context("fork")
     tasks: Any = context.Queue(maxsize=2 * workers)
     results: Any = context.Queue()
-    processes = [context.Process(target=_work, args=(old, new, tasks, results), daemon=True)
+    processes = [context.Process(target=_work, args=(old, new, tasks, results, locales),
+                                 daemon=True)
                  for _ in range(workers)]
     for process in processes:
         process.start()
@@ -324,12 +335,13 @@ def _compare_forked(old: TriageEngine, new: TriageEngine, batches: Sequence[Batc
                 process.kill()
 
 
-def _work(old: TriageEngine, new: TriageEngine, tasks: Any, results: Any) -> None:
+def _work(old: TriageEngine, new: TriageEngine, tasks: Any, results: Any,
+          locales: Sequence[str]) -> None:
     """A forked worker: compare the chunks it takes, then send back what it found."""
     partial = Impact(old={}, new={}, sources=[])  # the parent's impact names the packs
     try:
         while (chunk := tasks.get()) is not None:
-            results.put(("progress", _compare_chunk(old, new, chunk, partial)))
+            results.put(("progress", _compare_chunk(old, new, chunk, partial, locales)))
         results.put(("done", partial))
     except Exception as exc:  # reported to the parent, which raises it
         results.put(("error", f"{type(exc).__name__}: {exc}"))
@@ -417,7 +429,7 @@ def _compare(impact: Impact, original: Report | SymptomReport, before: TriageRes
 
 def _text_changes(impact: Impact, original: Report | SymptomReport, before: TriageResult,
                   after: TriageResult) -> None:
-    locale = str(getattr(after, "locale", None) or "default")
+    locale = str(getattr(after, "locale", None) or "en")
     old_by_id = {f.rule_id: f for f in before.findings}
     changes: list[tuple[str, str, str, str]] = []
     for finding in after.findings:

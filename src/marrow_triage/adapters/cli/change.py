@@ -32,11 +32,11 @@ _PROGRESS_FROM = 20_000
 """Runs of at least this many reports show progress on stderr."""
 
 
-def _load(which: str, role: str) -> TriageEngine:
+def _load(which: str, role: str, base: Path | None = None) -> TriageEngine:
     try:
         if which == PACKAGED:
             return TriageEngine(RulePack.default())
-        return TriageEngine.from_path(which)
+        return TriageEngine.from_path(which, base=base)
     except RulePackError as exc:
         fail([f"{role} {which}: {p}" for p in exc.problems])
 
@@ -67,6 +67,9 @@ def rules_diff(
     old: Annotated[str, typer.Argument(help="Old pack: a directory (a pack or an overlay), "
                                             "or `packaged`.")],
     new: Annotated[str, typer.Argument(help="New pack: a directory, or `packaged`.")],
+    base: Annotated[Path | None, typer.Option(
+        help="Pack an overlay's `extends` is resolved against (default: the packaged pack).",
+        file_okay=False)] = None,
     reports: Annotated[Path | None, typer.Option(
         "--reports", help="Also compare these reports (NDJSON: one report per line).",
         dir_okay=False)] = None,
@@ -75,6 +78,9 @@ def rules_diff(
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
     workers: Annotated[int, typer.Option(help="Processes comparing reports (0: one per core, "
                                               "up to 2).", min=0, max=64)] = 0,
+    locales: Annotated[str, typer.Option(help="Locales whose wording to compare besides "
+                                         "English: `all` (every locale both packs have), "
+                                         "`none`, or a list such as es,cy.")] = "all",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown for a change "
                                                               "request.")] = False,
@@ -83,14 +89,26 @@ def rules_diff(
 
     Both packs triage the same reports: every field's classes at and either side of every
     threshold either pack tests, combined pairwise, plus a seeded sample and --reports.
-    Exit 0: no level changes; 1: some levels go up, none down; 3: at least one report
-    gets a lower level (possible under-triage); 2: bad input.
+    Wording is compared in English and in each locale both packs have (--locales). Exit 0:
+    no level changes; 1: some levels go up, none down; 3: at least one report gets a lower
+    level (possible under-triage); 2: bad input.
 
     Example: marrow-triage rules diff packaged my-rules/ --markdown > impact.md
     """
     if as_json and markdown:
         fail(["--json and --markdown: choose one"])
-    before, after = _load(old, "old pack"), _load(new, "new pack")
+    before, after = _load(old, "old pack", base), _load(new, "new pack", base)
+    common = [loc for loc in after.pack.locales if loc in before.pack.locales and loc != "en"]
+    if locales == "all":
+        chosen = common
+    elif locales == "none":
+        chosen = []
+    else:
+        chosen = [loc.strip() for loc in locales.split(",") if loc.strip() and loc != "en"]
+        unknown = [loc for loc in chosen if loc not in common]
+        if unknown:
+            fail([f"--locales: {', '.join(unknown)} not in both packs; both have: "
+                  f"{', '.join(['en', *common])}"])
     extra = [(reports.name, _read_ndjson(reports))] if reports is not None else []
     batches = report_batches([before.pack, after.pack], samples=samples, seed=seed,
                              extra=extra)
@@ -108,6 +126,7 @@ def rules_diff(
     try:
         impact = compare_engines(before, after, batches, old_label=old, new_label=new,
                                  workers=workers or min(2, os.cpu_count() or 1),
+                                 locales=chosen,
                                  progress=progress if total >= _PROGRESS_FROM else None)
     except EngineError as exc:
         fail([f"internal error: {exc}"], code=1)
