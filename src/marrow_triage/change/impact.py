@@ -29,7 +29,7 @@ from marrow_triage.change.space import (
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.errors import EngineError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
-from marrow_triage.pack.catalogue import condition_in_words
+from marrow_triage.pack.catalogue import condition_in_words, rule_condition_in_words
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
 
 __all__ = [
@@ -471,10 +471,8 @@ def _rule_parts(rule: RuleSpec | TimelineRuleSpec) -> dict[str, object]:
 
 
 def _condition_words(rule: RuleSpec | TimelineRuleSpec) -> str:
-    if isinstance(rule, RuleSpec) and rule.when_findings is not None:
-        return f"{rule.when_findings.at_least} or more findings at level " \
-               f"{rule.when_findings.level.value}"
-    assert rule.when is not None
+    if isinstance(rule, RuleSpec):
+        return rule_condition_in_words(rule)
     return condition_in_words(rule.when)
 
 

@@ -27,7 +27,7 @@ from marrow_triage.models import (
     Temperature,
     TemperatureUnit,
 )
-from marrow_triage.pack.conditions import Condition, FieldTest
+from marrow_triage.pack.conditions import field_tests
 from marrow_triage.pack.facts import FACT_FIELDS, FactField
 from marrow_triage.pack.spec import RulePack
 from marrow_triage.units import decimal_of
@@ -47,14 +47,6 @@ class FieldClasses:
     values: tuple[Any, ...]
 
 
-def _tests(condition: Condition) -> Iterator[FieldTest]:
-    if isinstance(condition, FieldTest):
-        yield condition
-    else:
-        for part in condition.parts:
-            yield from _tests(part)
-
-
 def pack_thresholds(packs: Iterable[RulePack]) -> dict[str, set[Fraction]]:
     """Fact name -> every number a rule, timeline rule or question of the packs compares
     it with (``at_least``, ``below``, and ``is`` / ``one_of`` on whole-number facts)."""
@@ -64,7 +56,7 @@ def pack_thresholds(packs: Iterable[RulePack]) -> dict[str, set[Fraction]]:
         conditions += [r.when for r in pack.timeline_rules]
         conditions += [q.when for q in pack.questions if q.when is not None]
         for condition in conditions:
-            for test in _tests(condition):
+            for test in field_tests(condition):
                 if test.field not in FACT_FIELDS or FACT_FIELDS[test.field].kind not in (
                         "number", "integer"):
                     continue

@@ -13,13 +13,13 @@ whose quote is not in its document, a warning sign of a cited section without a 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from marrow_triage.models import Urgency
-from marrow_triage.pack.catalogue import condition_in_words
-from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
+from marrow_triage.pack.catalogue import condition_in_words, rule_condition_in_words
+from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest, field_tests
 from marrow_triage.pack.facts import TIMELINE_FACT_FIELDS, FactValue
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
 from marrow_triage.units import format_number
@@ -97,14 +97,6 @@ def document_sentences(text: str, section: str) -> list[tuple[str, int]]:
             break  # the next heading
         out += [(s, 0) for s in re.split(r"(?<=[.:?!])\s+", _collapse(stripped)) if s]
     return out
-
-
-def _tests(condition: Condition) -> Iterable[FieldTest]:
-    if isinstance(condition, FieldTest):
-        yield condition
-    else:
-        for part in condition.parts:
-            yield from _tests(part)
 
 
 def _holds(condition: Condition, facts: Mapping[str, FactValue],
@@ -199,7 +191,7 @@ def build_trace(pack: RulePack, texts: Mapping[str, str],
             trace.thresholds.append(_escalation_examples(rule, pack, examples))
             continue
         assert rule.when is not None
-        for test in _tests(rule.when):
+        for test in field_tests(rule.when):
             if test.op in ("at_least", "below"):
                 trace.thresholds.append(_threshold_examples(rule, test, rule.when, examples))
     for entry in trace.thresholds:
@@ -279,10 +271,8 @@ def render_trace(pack: RulePack, trace: Trace) -> str:
     for entry in trace.thresholds:
         by_rule.setdefault(entry.rule_id, []).append(entry)
     for rule in sorted(rules.values(), key=lambda r: (-r.level.rank, r.id)):
-        when = (f"{rule.when_findings.at_least} or more findings at level "
-                f"{rule.when_findings.level}" if isinstance(rule, RuleSpec)
-                and rule.when_findings is not None else
-                condition_in_words(rule.when) if rule.when is not None else "")
+        when = rule_condition_in_words(rule) if isinstance(rule, RuleSpec) else \
+            condition_in_words(rule.when)
         lines += [f"### `{rule.id}` ({rule.level})", "", f"When {when}.", ""]
         entries = by_rule.get(rule.id, [])
         if not entries:
