@@ -163,7 +163,10 @@ def structural_damage(draw: st.DrawFn) -> tuple[str, Any]:
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed this path
         if kind == "swap":
-            data = _set(data, path, draw(st.sampled_from(ODD_VALUES)))
+            try:
+                data = _set(data, path, draw(st.sampled_from(ODD_VALUES)))
+            except TypeError:
+                continue  # an earlier swap made a parent a string (indexable, not writable)
         elif kind == "unknown-field" and isinstance(target, dict):
             target[draw(st.sampled_from(["levle", "threshold", "when_finding", "notes",
                                          "temprature_c", "is_", "x"]))] = 1
