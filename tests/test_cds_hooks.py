@@ -575,3 +575,15 @@ def test_the_spec_shaped_call_is_answered(client: httpx.Client, server: LiveServ
     [card] = response.json()["cards"]
     assert card["indicator"] == "critical"
     uuid.UUID(card["uuid"])
+
+
+def test_the_patients_own_words_never_become_markup_in_a_card(engine: TriageEngine) -> None:
+    """A free-text concern is quoted as written: no link, image or HTML in the EHR."""
+    words = "see ![x](http://evil.example/a.png) and [call](http://evil.example) <b>now</b>"
+    result = engine.triage({"hours_since_procedure": 30, "other_concern": words})
+    assert result.level is Urgency.SOON
+    [card] = build_cards(result, engine.pack)
+    detail = card["detail"]
+    assert "![x](http" not in detail and "[call](http" not in detail and "<b>" not in detail
+    assert r"\!\[x\](http://evil.example/a.png) and \[call\](http://evil.example) \<b\>now" \
+        in detail

@@ -15,6 +15,7 @@ or a PEM public key); nothing is fetched over the network.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -110,13 +111,23 @@ def _summary(result: TriageResult) -> str:
     return short[: MAX_SUMMARY - 1].rstrip() + "…"
 
 
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#!|])")
+
+
+def _plain(text: str) -> str:
+    """``text`` shown as written in the card's markdown: an explanation can quote the
+    patient's own words (``other_concern``), which must never become a link, an image or
+    markup in the EHR."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
 def _detail(result: TriageResult) -> str:
     lines = [f"**{result.level_label or result.level.label}**: {result.action}", ""]
     if result.findings:
         lines.append("Findings:")
         lines.append("")
         for f in result.findings:
-            lines.append(f"- **{f.level.label}** (`{f.rule_id}`): {f.explanation}")
+            lines.append(f"- **{f.level.label}** (`{f.rule_id}`): {_plain(f.explanation)}")
             lines.append(f"  - Source: {f.source.title}, \"{f.source.section}\": "
                          f"\"{f.source.quote}\"")
             lines += [f"  - Site policy, less cautious than the base pack: {reason}"
