@@ -93,11 +93,15 @@ def compile_jdm(pack: RulePack) -> dict[str, Any]:
     escalations = [r for r in pack.rules if r.when_findings is not None]
     rows = [(_expr(r.when), "rule", r.id, r.level.value) for r in report_rules
             if r.when is not None]
-    for question in pack.questions:
-        expr = f"({question.field} == null)"
-        if question.when is not None:
-            expr = f"({expr} and {_expr(question.when)})"
-        rows.append((expr, "question", question.id, ""))
+    for question in pack.questions_to_ask:
+        # As the engine does: one row per rule an answer to the question could fire.
+        for rule_id, rest in pack.raising_answers(question.field).items():
+            expr = f"({question.field} == null)"
+            if question.when is not None:
+                expr = f"({expr} and {_expr(question.when)})"
+            if not isinstance(rest, bool):
+                expr = f"({expr} and {_expr(rest)})"
+            rows.append((expr, "question", f"{question.id}@{rule_id}", ""))
     counts = [{"id": f"c{i}", "key": f"n_{lv}",
                "value": f'count(hits, #.level == "{lv}")'}
               for i, lv in enumerate(LEVELS)]

@@ -144,7 +144,8 @@ class ReferencePack:
             self.questions.extend(_resolved(q, self.parameters)
                                   for q in data.get("questions", []))
 
-    def evaluate(self, report: SymptomReport | Mapping[str, Any]) -> Verdict:
+    def evaluate(self, report: SymptomReport | Mapping[str, Any], *,
+                 questions: bool = True) -> Verdict:
         """Triage a report (or its JSON-form dict) by the rule files alone.
 
         Questions are found by brute force: an unanswered fact is asked when some answer
@@ -154,6 +155,8 @@ class ReferencePack:
             report = SymptomReport.model_validate(report)
         facts = report_facts(report)
         level, fired = self._level(facts)
+        if not questions:  # the brute force below is slow; the benchmark needs levels only
+            return Verdict(level, frozenset(fired), frozenset())
         asked = self.reach(report)
         by_field = {q["field"]: q["id"] for q in self.questions}
         questions = {by_field.get(fact, f"fallback-{fact.replace('_', '-')}")
