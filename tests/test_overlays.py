@@ -79,6 +79,10 @@ BASE_RULES: list[dict[str, Any]] = [
      "when": {"temperature_c": {"at_least": "$fever_c"}},
      "explanation": "Temperature {temperature_c} is at or above {fever_c} °C.",
      "advice": ["Call {care_team_24h} and tell them your temperature."], "source": SOURCE},
+    {"id": "borderline-temperature", "title": "Raised temperature", "level": "soon",
+     "when": {"temperature_c": {"at_least": 38.0, "below": "$fever_c"}},
+     "explanation": "Temperature {temperature_c} is at least 38.0 °C, below {fever_c} °C.",
+     "advice": ["Re-check in an hour."], "source": SOURCE},
     {"id": "severe-site-pain", "title": "Severe pain", "level": "urgent",
      "when": {"site_pain": {"at_least": "$pain_severe"}},
      "explanation": "Pain is {site_pain}, at or above {pain_severe}/10.",
@@ -195,6 +199,17 @@ def test_raising_a_red_flag_threshold_needs_an_acknowledgement(tmp_path: Path,
     below = engine.triage({"hours_since_procedure": 30,
                            "temperature": {"value": 38.4, "unit": "C"}})
     assert "fever" not in fired(below)
+
+
+def test_lowering_a_threshold_that_bounds_a_band_below_it_is_not_a_downgrade(
+        tmp_path: Path, base: Path) -> None:
+    # borderline-temperature (soon) tests below $fever_c; lowering fever_c moves readings
+    # from it into fever (urgent), which tests at_least $fever_c: no one is under-triaged.
+    site = overlay(tmp_path / "site", {"parameters": {"fever_c": 38.1}})
+    engine = TriageEngine.from_path(site, base=base)
+    reading = {"hours_since_procedure": 30, "temperature": {"value": 38.2, "unit": "C"}}
+    assert fired(engine.triage(reading)) == {"fever"}
+    assert fired(TriageEngine.from_path(base).triage(reading)) == {"borderline-temperature"}
 
 
 def test_an_acknowledgement_on_a_safe_change_is_refused(tmp_path: Path, base: Path) -> None:

@@ -328,7 +328,13 @@ class _Merger:
 
     def check_parameters(self) -> None:
         """A parameter moved the way that makes some warning rule fire less needs an
-        acknowledgement; so does nothing else."""
+        acknowledgement; so does nothing else.
+
+        A rule tested ``below $p`` is not made less safe by lowering ``p`` when a rule at
+        the same level or higher tests the same fact ``at_least $p``: the readings that
+        leave the first rule's range enter the second's (a borderline band below a fever
+        threshold, say).
+        """
         uses = _parameter_uses(self.merged.items)
         for name, ack in sorted(self.parameter_acks.items()):
             before = self.old_parameters.get(name)
@@ -342,10 +348,14 @@ class _Merger:
                     self.problem(label, item_id, f"parameters.{name}",
                                  f"{name} = {value!r} cannot be a threshold of {fact}: "
                                  f"{exc.message}")
-            unsafe = [(item_id, op) for item_id, op, warns, _ in uses.get(name, ()) if warns and
-                      before is not None and after is not None and
+            levels = [(op, fact, _level(_item_data(self.merged.items, item_id).get("level")))
+                      for item_id, op, _, fact in uses.get(name, ())]
+            unsafe = [(item_id, op) for item_id, op, warns, fact in uses.get(name, ()) if warns
+                      and before is not None and after is not None and
                       ((op == "at_least" and after > before) or
-                       (op == "below" and after < before))]
+                       (op == "below" and after < before and not _caught_above(
+                           fact, _level(_item_data(self.merged.items, item_id).get("level")),
+                           levels)))]
             if unsafe:
                 rules = ", ".join(sorted({item_id for item_id, _ in unsafe}))
                 way = "raises" if after is not None and before is not None and after > before \
@@ -409,6 +419,21 @@ def _parameter_uses(items: Mapping[str, Mapping[str, Entry]]
             for name, op, fact in _param_tests(data.get("when")):
                 uses.setdefault(name, []).append((item_id, op, warns, fact))
     return uses
+
+
+def _item_data(items: Mapping[str, Mapping[str, Entry]], item_id: str) -> Mapping[str, Any]:
+    for entries in items.values():
+        if item_id in entries:
+            return entries[item_id][1]
+    return {}
+
+
+def _caught_above(fact: str, level: Urgency | None,
+                  uses: list[tuple[str, str, Urgency | None]]) -> bool:
+    """True when some rule at ``level`` or higher tests ``fact`` at least the parameter."""
+    return level is not None and any(
+        op == "at_least" and other == fact and other_level is not None and other_level >= level
+        for op, other, other_level in uses)
 
 
 def _param_tests(when: object) -> Iterator[tuple[str, str, str]]:
