@@ -562,8 +562,10 @@ def test_cli_rejects_a_refused_overlay_with_exit_2(tmp_path: Path, base: Path) -
 def test_cli_rules_check_lists_missing_translations(base: Path) -> None:
     out = CliRunner().invoke(app, ["rules", "check", str(base)])
     assert out.exit_code == 0, out.output
-    line = next(x for x in out.stdout.splitlines() if x.startswith("locale es:"))
-    assert "rules.mild-bruising.reassurance" in line and "rules.fever.title" not in line
+    lines = out.stdout.splitlines()
+    start = lines.index(next(x for x in lines if x.startswith("locale es:")))
+    listed = [x.strip() for x in lines[start + 1:] if x.startswith("  ")]
+    assert "rules.mild-bruising.reassurance" in listed and "rules.fever.title" not in listed
 
 
 def test_cli_rules_docs_marks_what_the_overlay_changed(tmp_path: Path, base: Path) -> None:
@@ -624,3 +626,63 @@ def test_service_serves_an_overlay_in_the_asked_language(site_server: LiveServer
 ])
 def test_accept_language_negotiation(header: str | None, expected: str) -> None:
     assert negotiate_locale(header, ("en", "es")) == expected
+
+
+# --- the packaged pack and the shipped example ----------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "overlays" / "uk-site"
+
+
+def test_the_packaged_pack_exposes_its_red_flag_thresholds_as_parameters() -> None:
+    pack = RulePack.default()
+    for name in ("fever_c", "neutropenic_fever_c", "at_risk_temperature_c",
+                 "at_risk_low_temperature_c", "severe_pain"):
+        users = [r.id for r in (*pack.rules, *pack.timeline_rules)
+                 if r.when is not None and name in json.dumps(r.condition_data())]
+        assert users, f"no rule tests the parameter {name}"
+    assert set(pack.routes) >= {"care_team_day", "care_team_24h", "emergency_number"}
+
+
+def test_the_packaged_pack_speaks_spanish_with_nothing_left_in_english() -> None:
+    pack = RulePack.default()
+    assert pack.locales == ("en", "es")
+    assert pack.translations["es"].missing == ()
+    assert "clinical translator must review" in pack.translations["es"].note
+    report = {"hours_since_procedure": 30, "temperature": {"value": 38.5, "unit": "C"},
+              "bleeding": "spots_on_dressing"}
+    english, spanish = triage_both(report)
+    assert (spanish.level, fired(spanish)) == (english.level, fired(english))
+    assert spanish.fallbacks == ()
+    assert spanish.action == "Llame ahora al número de 24 horas de su equipo de atención, " \
+        "de día o de noche."
+    assert spanish.level_label == "Urgente" and spanish.summary.startswith("Urgente: Fiebre.")
+    assert [f.explanation for f in spanish.findings if f.rule_id == "fever"] == [
+        "Su temperatura de 38.5 °C (101.3 °F) está en el límite de fiebre de 38.3 °C o por "
+        "encima."]
+
+
+def triage_both(report: dict[str, Any]) -> tuple[Any, Any]:
+    from marrow_triage import triage
+
+    return triage(report), triage(report, locale="es")
+
+
+def test_uk_site_example(tmp_path: Path) -> None:
+    engine = TriageEngine.from_path(EXAMPLE)
+    chain = [(r.name, r.version) for r in engine.pack.chain]
+    assert chain[0][0] == "marrow-aftercare" and chain[1] == ("uk-site-haematology", "1.0.0")
+    fever = {"hours_since_procedure": 30, "temperature": {"value": 38.1, "unit": "C"}}
+    assert "fever" not in fired(TriageEngine.default().triage(fever))
+    result = engine.triage(fever)
+    assert "fever" in fired(result) and result.level is Urgency.URGENT
+    assert result.action == ("Call the haematology 24-hour triage line on 01632 960 001 now, "
+                             "day or night.")
+    infection = {"hours_since_procedure": 30, "sore_throat": True, "recent_chemotherapy": True}
+    added = engine.triage(infection)
+    assert "infection-symptoms-after-chemotherapy" in fired(added)
+    spanish = engine.triage({**fever, "chest_pain": True}, "es")
+    assert spanish.action == "Llame al 999 ahora."
+    out = CliRunner().invoke(app, ["rules", "docs", "--rules", str(EXAMPLE), "--output", "-"])
+    assert out.exit_code == 0, out.output
+    assert "**Added by overlay** uk-site-haematology 1.0.0" in out.stdout
+    assert "(overlay uk-site-haematology 1.0.0: value 38.3 -> 38)" in out.stdout

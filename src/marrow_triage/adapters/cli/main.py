@@ -202,7 +202,9 @@ def rules_check(
     for code, translation in pack.translations.items():
         if translation.missing:
             typer.echo(f"locale {code}: {len(translation.missing)} text(s) not translated "
-                       f"(shown in English): {', '.join(translation.missing)}")
+                       "(shown in English):")
+            for key in translation.missing:
+                typer.echo(f"  {key}")
         else:
             typer.echo(f"locale {code}: every text translated")
 
