@@ -40,8 +40,9 @@ def test_the_catalogue_lists_every_rule_and_question(pack: RulePack) -> None:
 
 def test_the_catalogue_states_conditions_in_words(pack: RulePack) -> None:
     text = render_catalogue(pack)
-    assert "temperature_c is at least 38.3" in text
-    assert "temperature_c is at least 38 and temperature_c is below 38.3" in text
+    assert "temperature_c is at least 38.3 (parameter `fever_c`)" in text
+    assert ("temperature_c is at least 38 (parameter `neutropenic_fever_c`) and temperature_c "
+            "is below 38.3 (parameter `fever_c`)") in text
     assert "2 or more findings at level soon" in text
 
 

@@ -476,7 +476,6 @@ def test_locale_tags_and_unknown_locales(base: Path) -> None:
     ({"rules": {"fever": {"explanation": "Su temperatura es alta."}}}, "explanation",
      "placeholders differ from English: missing {fever_c}, {temperature_c}"),
     ({"rules": {"fever": {"advice": ["Uno.", "Dos."]}}}, "advice", "expected 1 texts"),
-    ({"rules": {"fevre": {"title": "Fiebre"}}}, "title", "did you mean 'rules.fever.title'"),
 ])
 def test_translation_problems_name_file_rule_and_field(tmp_path: Path, change: dict[str, Any],
                                                        field: str, message: str) -> None:
@@ -487,6 +486,19 @@ def test_translation_problems_name_file_rule_and_field(tmp_path: Path, change: d
     problems = problems_of(root, None)
     assert any(p[0] == "base/locales/es.yaml" and p[2] == field and message in p[3]
                for p in problems), problems
+
+
+def test_a_translation_key_no_english_text_has_is_listed_with_a_suggestion(
+        tmp_path: Path) -> None:
+    spanish = {**BASE_ES, "rules": {**BASE_ES["rules"], "fevre": {"title": "Fiebre"}}}
+    root = write_pack(tmp_path / "base", BASE_META,
+                      {"rules.yaml": {"rules": BASE_RULES, "questions": BASE_QUESTIONS}},
+                      {"es": spanish})
+    [line] = RulePack.from_path(root).translations["es"].unused
+    assert line == ("base/locales/es.yaml: rule 'fevre': title: no English text has this key "
+                    "(did you mean 'rules.fever.title'?)")
+    out = CliRunner().invoke(app, ["rules", "check", str(root)])
+    assert out.exit_code == 0 and f"warning: {line} (never shown)" in out.stdout
 
 
 def test_an_overlay_translates_its_own_changes(tmp_path: Path, base: Path) -> None:

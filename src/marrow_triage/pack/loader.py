@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -55,6 +54,7 @@ from marrow_triage.pack.spec import (
     RuleSpec,
     TimelineRuleSpec,
     Translation,
+    parameter_text,
 )
 from marrow_triage.pack.texts import (
     LOCALE,
@@ -67,7 +67,6 @@ from marrow_triage.pack.texts import (
     placeholders,
     read_translation,
 )
-from marrow_triage.units import decimal_of, format_number
 
 __all__ = ["default_rules_path", "load_rule_pack"]
 
@@ -246,12 +245,14 @@ def _base_content(layer: Layer, problems: list[Problem]) -> Merged:
     translations: dict[str, dict[str, TextValue]] = {}
     notes: dict[str, str] = {}
     translation_labels: dict[str, str] = {}
+    unused: dict[str, list[Problem]] = {}
     for locale, (label, data) in sorted(layer.translations.items()):
-        notes[locale], translations[locale] = read_translation(data, locale, label, english,
-                                                               problems)
+        notes[locale], translations[locale] = read_translation(
+            data, locale, label, english, problems, unused.setdefault(locale, []))
         translation_labels[locale] = label
     return Merged(meta=meta, labels=labels, items=copy.deepcopy(layer.items),
-                  translations=translations, notes=notes, translation_labels=translation_labels)
+                  translations=translations, notes=notes, translation_labels=translation_labels,
+                  unused=unused)
 
 
 def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> RulePack:
@@ -343,7 +344,7 @@ def _constants(meta: PackMeta, merged: Merged, problems: list[Problem]) -> dict[
     """Parameter values and contact routes by name: what ``{name}`` shows in a text."""
     constants: dict[str, str] = {}
     for name, parameter in meta.parameters.items():
-        constants[name] = format_number(Fraction(decimal_of(parameter.value)), 6)
+        constants[name] = parameter_text(parameter.value)
     for name, text in meta.routes.items():
         where = f"routes.{name}"
         if name in constants:
@@ -464,7 +465,8 @@ def _translations(merged: Merged, constants: Mapping[str, str], routes: Mapping[
                            else tuple(fill(v, local, template) for v in value))
         missing = tuple(sorted(english_keys - set(filled)))
         out[locale] = Translation(locale=locale, note=merged.notes.get(locale, ""),
-                                  strings=filled, missing=missing)
+                                  strings=filled, missing=missing,
+                                  unused=tuple(str(p) for p in merged.unused.get(locale, ())))
     return out
 
 

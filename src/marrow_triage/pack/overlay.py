@@ -85,6 +85,8 @@ class Merged:
     """Per locale, the texts by key, already checked against the English."""
     notes: dict[str, str]
     translation_labels: dict[str, str]
+    unused: dict[str, list[Problem]] = field(default_factory=dict)
+    """Per locale, keys of its file that no English text has."""
     changed: dict[str, list[str]] = field(default_factory=dict)
     added: dict[str, str] = field(default_factory=dict)
     disabled: list[DisabledRule] = field(default_factory=list)
@@ -394,7 +396,8 @@ class _Merger:
         for locale, (label, data) in sorted(self.layer.translations.items()):
             if not LOCALE.match(locale) or locale == "en":
                 continue  # reported when the layer was read
-            note, table = read_translation(data, locale, label, english_after, self.problems)
+            note, table = read_translation(data, locale, label, english_after, self.problems,
+                                           self.merged.unused.setdefault(locale, []))
             self.merged.translations.setdefault(locale, {}).update(table)
             self.merged.notes[locale] = note
             self.merged.translation_labels[locale] = label

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -27,7 +26,6 @@ from marrow_triage.pack.conditions import (
     suggest,
 )
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
-from marrow_triage.units import format_number
 
 __all__ = [
     "ESCALATION_PLACEHOLDERS",
@@ -70,12 +68,19 @@ def _parameters(info: ValidationInfo) -> dict[str, float]:
     return dict(params) if isinstance(params, dict) else {}
 
 
+def parameter_text(value: float | int) -> str:
+    """A parameter's value as texts show it: as written in the pack (``38.0``, ``7``)."""
+    return str(Decimal(repr(value)))
+
+
 def _fill_parameters(text: str, info: ValidationInfo) -> str:
     """``{name}`` of each pack parameter in a text replaced by its value, so the text
     states the threshold it is held against even when a site changes the parameter."""
     for name, value in _parameters(info).items():
-        text = text.replace("{" + name + "}", format_number(Fraction(Decimal(repr(value))), 6))
+        text = text.replace("{" + name + "}", parameter_text(value))
     return text
+
+
 PACK_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 NAME = r"^[a-z][a-z0-9_]{0,63}$"
 """Names of parameters and contact routes: they are placeholders in texts."""
@@ -110,7 +115,8 @@ class SourceRef(_Spec):
 class ParameterSpec(_Spec):
     """A named, cited value that rule conditions use as ``$name`` (``parameters:``)."""
 
-    value: Annotated[float, Field(strict=False, allow_inf_nan=False)]
+    value: Annotated[int, Field(strict=True)] | Annotated[float, Field(allow_inf_nan=False)]
+    """As written: a whole number stays one, so texts show ``7``, not ``7.0``."""
     description: str = Field(min_length=1)
     source: SourceRef
     notes: Notes | None = None
@@ -379,6 +385,9 @@ class Translation:
     note: str
     strings: Mapping[str, str | tuple[str, ...]]
     missing: tuple[str, ...]
+    unused: tuple[str, ...] = ()
+    """Keys of the locale file that no English text has (a typo, or a rule since removed),
+    each with where it is and a "did you mean"."""
 
 
 @dataclass(frozen=True)

@@ -138,11 +138,14 @@ def _flatten(data: Mapping[str, Any], prefix: str) -> list[tuple[str, TextValue]
 
 def read_translation(data: Mapping[str, Any], locale: str, label: str,
                      english: Mapping[str, tuple[str, TextValue]],
-                     problems: list[Problem]) -> tuple[str, dict[str, TextValue]]:
+                     problems: list[Problem], unused: list[Problem] | None = None
+                     ) -> tuple[str, dict[str, TextValue]]:
     """A locale file's note and texts, by key, checked against the English texts.
 
-    Unknown keys, texts of the wrong shape and placeholders that differ from the English
-    text's are problems; keys left out are not (they fall back to English).
+    Texts of the wrong shape and placeholders that differ from the English text's are
+    problems; keys left out are not (they fall back to English). A key no English text has
+    (a typo, or a rule since removed) goes to ``unused`` when given, else to ``problems``:
+    it is never shown, so it cannot mislead a patient, but ``rules check`` lists it.
     """
     known = ("locale", "note", "routes", "levels", "summary", "values", "watch_for", "rules",
              "questions")
@@ -171,13 +174,19 @@ def read_translation(data: Mapping[str, Any], locale: str, label: str,
         rule_id = key.split(".")[1] if key.startswith(("rules.", "questions.")) else None
         where = key.split(".", 2)[-1] if rule_id else key
         if key not in english:
-            problems.append(Problem.in_pack(label, rule_id, where, "no English text has this "
-                                            f"key{suggest(key, tuple(english))}"))
+            (problems if unused is None else unused).append(Problem.in_pack(
+                label, rule_id, where, f"no English text has this key"
+                f"{suggest(key, tuple(english))}"))
             continue
         original = english[key][1]
         problem = _compare(original, value)
         if problem:
+            # Named in both files: the English may be what changed (the translation is then
+            # stale), or the translation may be wrong.
             problems.append(Problem.in_pack(label, rule_id, where, problem))
+            problems.append(Problem.in_pack(english[key][0], rule_id, where,
+                                            f"its {locale} text in {label} no longer matches: "
+                                            f"{problem}"))
     return note, {k: v for k, v in table.items() if k in english}
 
 

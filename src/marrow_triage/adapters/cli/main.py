@@ -207,6 +207,8 @@ def rules_check(
                 typer.echo(f"  {key}")
         else:
             typer.echo(f"locale {code}: every text translated")
+        for line in translation.unused:
+            typer.echo(f"warning: {line} (never shown)")
 
 
 @rules_app.command("docs")
