@@ -53,9 +53,6 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-import durable_rules_engine  # type: ignore[import-not-found]
-from durable.engine import Host
-
 from marrow_triage.engine.encode import (
     CATCH_ALL,
     QUESTION_PREFIX,
@@ -65,12 +62,30 @@ from marrow_triage.engine.encode import (
     count_field,
     engine_number,
 )
-from marrow_triage.errors import EngineError
+from marrow_triage.errors import EngineError, InstallError
 from marrow_triage.models import SymptomReport, TemperatureUnit, Urgency
 from marrow_triage.pack.facts import READ_PLAN, TIMELINE_FACT_FIELDS, FactValue
 from marrow_triage.units import decimal_of
 
-__all__ = ["Evaluator", "EvaluatorPool", "Fired", "fact_members", "report_members"]
+# durable-rules is compiled from source on install; 2.0.28 calls PyEval_CallObject, which
+# Python 3.13 removed, so a build without this mapping fails to load ("undefined symbol").
+# Its setup.py overwrites CFLAGS, hence CPPFLAGS; --no-cache-dir so that pip does not reuse
+# a wheel it built earlier without the flag (scripts/install-durable-rules does the same).
+REBUILD_DURABLE_RULES = (
+    "CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject "
+    "pip install --no-cache-dir --force-reinstall durable-rules==2.0.28"
+)
+try:
+    import durable_rules_engine  # type: ignore[import-not-found]
+    from durable.engine import Host
+except ImportError:  # one sentence of what to do, not the loader's undefined-symbol error
+    raise InstallError(
+        "marrow_triage cannot load durable-rules' C engine, which must be compiled for this "
+        f"Python: rebuild it with `{REBUILD_DURABLE_RULES}` (needs gcc and the Python headers)."
+    ) from None
+
+__all__ = ["REBUILD_DURABLE_RULES", "Evaluator", "EvaluatorPool", "Fired", "fact_members",
+           "report_members"]
 
 
 # --- Facts as JSON text --------------------------------------------------------------

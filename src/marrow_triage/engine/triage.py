@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from marrow_triage._json import checked_text
 from marrow_triage.engine.durable import EvaluatorPool, report_members
 from marrow_triage.engine.encode import compile_pack
 from marrow_triage.engine.explain import Explainer
-from marrow_triage.errors import EngineError, LocaleError
+from marrow_triage.errors import BatchReportError, EngineError, LocaleError, ReportValidationError
 from marrow_triage.models import SymptomReport, TriageResult, invalid_report
 from marrow_triage.pack.spec import RulePack
 
@@ -110,9 +111,13 @@ class TriageEngine:
         return result
 
     def triage_json(self, data: str | bytes, locale: str | None = None) -> TriageResult:
-        """Triage a report given as JSON text (errors as :meth:`triage`)."""
+        """Triage a report given as JSON text (UTF-8; a byte-order mark is accepted).
+
+        Errors as :meth:`triage`, and :class:`DuplicateKeyError` for a key given twice
+        (JSON readers would keep only one of its values).
+        """
         try:
-            report = SymptomReport.model_validate_json(data)
+            report = SymptomReport.model_validate_json(checked_text(data))
         except ValidationError as exc:
             raise invalid_report(exc) from exc
         return self.triage(report, locale)
@@ -122,12 +127,13 @@ class TriageEngine:
         """Triage many reports with one host checkout; results keep the input order.
 
         Every report is validated before any is evaluated, so an invalid one fails the
-        batch before any work is done. The work is done in stages over chunks of reports
+        batch before any work is done: :class:`BatchReportError` names the index of each
+        invalid report (``[3].site_pain``). The work is done in stages over chunks of reports
         (encode all, evaluate all, explain all) rather than report by report: each stage's
         code and data then stay in the CPU caches (see benchmarks/README.md).
         """
         explainer = self.explainer_for(locale)
-        validated = [_as_report(r) for r in reports]
+        validated = _validate_batch(reports)
         results: list[TriageResult] = []
         evaluator = self._evaluators.checkout()
         try:
@@ -150,6 +156,20 @@ class TriageEngine:
         if locale is None:  # as before locales: a subclass's triage(report) still works
             return await asyncio.to_thread(self.triage, validated)
         return await asyncio.to_thread(self.triage, validated, locale)
+
+
+def _validate_batch(reports: Iterable[ReportInput]) -> list[SymptomReport]:
+    """Every report validated; :class:`BatchReportError` naming each invalid one's index."""
+    validated: list[SymptomReport] = []
+    failures: list[tuple[int, ReportValidationError]] = []
+    for index, report in enumerate(reports):
+        try:
+            validated.append(_as_report(report))
+        except ReportValidationError as exc:
+            failures.append((index, exc))
+    if failures:
+        raise BatchReportError.of(failures)
+    return validated
 
 
 def _as_report(report: ReportInput) -> SymptomReport:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from marrow_triage._version import __version__
 from marrow_triage.adapters.cli.change import rules_diff, rules_release, rules_trace
 from marrow_triage.adapters.cli.files import write_atomic
 from marrow_triage.adapters.cli.packs import (
@@ -38,7 +39,7 @@ from marrow_triage.adapters.cli.report_input import (
 )
 from marrow_triage.adapters.cli.timeline import timeline_app
 from marrow_triage.engine.triage import EngineError, TriageEngine
-from marrow_triage.errors import RulePackError, StoreError
+from marrow_triage.errors import InstallError, RulePackError, StoreError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.pack.loader import default_rules_path
@@ -69,6 +70,23 @@ rules_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"marrow-triage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version of marrow-triage and exit.")] = False,
+) -> None:
+    pass
+
+
 app.add_typer(rules_app, name="rules")
 rules_app.command("diff")(rules_diff)
 rules_app.command("release")(rules_release)
@@ -329,8 +347,10 @@ def serve(
 
         from marrow_triage.adapters.service.app import create_app
         from marrow_triage.adapters.service.server import server_config
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        fail([f"the service needs the [service] extra: {exc}"])
+    except InstallError as exc:
+        fail([str(exc)])
+    except ImportError as exc:  # uvicorn itself: one line naming the extra, no traceback
+        fail([str(InstallError.missing_extra("marrow-triage serve", "service", exc))])
     if host not in ("127.0.0.1", "::1", "localhost"):
         typer.echo(f"warning: listening on {host}, beyond this machine; reports are health "
                    "data: put TLS in front of the service", err=True)
