@@ -88,7 +88,7 @@ def test_a_byte_order_mark_is_accepted() -> None:
 
 def test_loads_names_what_is_wrong_with_text_that_is_not_json() -> None:
     with pytest.raises(ReportError, match=r"not valid JSON: .* at line 2 column 1"):
-        loads('{"a": 1,\n}')
+        loads('{"a": 1}\n}')
     with pytest.raises(ReportError, match="not UTF-8"):
         loads(b"\xff{}")
 
