@@ -49,6 +49,7 @@ test-pythons:
 bench: $(STAMP_DEV)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/rules_diff.py
+	$(BIN)/python benchmarks/ndjson_batch.py
 
 # Every unsafe one-step edit of a rule (level one lower, threshold one step the unsafe way)
 # must fail a behavioural test file; lists survivors and fails on any. The fast form, the

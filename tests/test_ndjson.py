@@ -145,3 +145,16 @@ def test_progress_goes_to_stderr_only_when_it_is_a_terminal(tmp_path: Path) -> N
     assert b"line(s) triaged" in shown  # rich's progress, drawn on the terminal
     lines = out_path.read_text("utf-8").splitlines()
     assert len(lines) == 2500 and all(line.startswith('{"level":') for line in lines)
+
+
+def test_the_ndjson_benchmark_runs_and_checks_the_commands_contract() -> None:
+    # `make bench` figures are taken by the benchmark itself; here only that it runs and
+    # that the command kept its contract on a faulty mix (one line out per line in, exit 2).
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import ndjson_batch
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    figures = ndjson_batch.measure(count=300, runs=1)
+    assert figures["reports"] == 300 and 0 < figures["faulty"] < 300
+    assert "ndjson_vs_target=" in ndjson_batch.report(figures)
