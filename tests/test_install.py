@@ -201,3 +201,49 @@ def test_a_plain_pip_install_in_a_fresh_venv_gives_a_working_command(tmp_path: P
     freeze = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True,
                             text=True, check=True).stdout.lower()
     assert "fastapi" not in freeze and "fhir" not in freeze
+
+
+def _requirement_closure(extra: str) -> set[str]:
+    """Normalised names of every distribution that ``marrow-triage[extra]`` installs."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    provided: set[str] = set()
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [("marrow-triage", frozenset({extra}))]
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        provided.add(name)
+        try:
+            requirements = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        environments = [{"extra": e} for e in extras] or [{"extra": ""}]
+        for text in requirements:
+            req = Requirement(text)
+            if req.marker is None or any(req.marker.evaluate(env) for env in environments):
+                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
+    return provided
+
+
+def test_the_examples_extra_provides_everything_the_cds_hooks_example_imports() -> None:
+    import ast
+
+    from packaging.utils import canonicalize_name
+
+    source = (ROOT / "examples" / "cds_hooks_client.py").read_text("utf-8")
+    assert "pip install 'marrow-triage[examples]'" in source
+    modules = {alias.name.split(".")[0] for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module.split(".")[0] for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.ImportFrom) and node.module}
+    third_party = modules - set(sys.stdlib_module_names) - {"marrow_triage"}
+    assert {"httpx", "jwt", "uvicorn"} <= third_party
+    provided = _requirement_closure("examples")
+    by_module = metadata.packages_distributions()
+    for module in sorted(third_party):
+        dists = {canonicalize_name(d) for d in by_module.get(module, [])}
+        assert dists & provided, f"{module} is imported by the example but not in [examples]"
