@@ -76,4 +76,6 @@ def test_the_readme_shell_commands_run_as_written(tmp_path: Path) -> None:
     assert len(results) == len(calls.splitlines())
     assert results[3].startswith('{"line": 4, "error": "invalid report"')
     assert '"level":"urgent"' in out  # curl /v1/triage
-    assert "Episode ep-1: 1 check-in(s)" in out and "Erased 1 check-in(s)" in out
+    assert "Episode ep-1: 1 check-in(s)" in out  # timeline show
+    assert "Episode ep-1: erased 1 check-in(s)" in out  # timeline forget
+    assert "Erased 0 episode(s) whose latest check-in was before" in out  # expire
