@@ -508,6 +508,8 @@ def _validate(model: type[Any], data: object, label: str, ident: str | None,
             if isinstance(ctx_error, ConditionError):
                 # The condition's own path starts at the field it was given (``when``).
                 where, message = ".".join([*loc[:-1], ctx_error.path]), ctx_error.message
+            elif error["type"] == "value_error" and isinstance(ctx_error, ValueError):
+                message = str(ctx_error)  # without pydantic's "Value error, " prefix
             elif error["type"] == "extra_forbidden":
                 known = tuple(getattr(model, "model_fields", {}))
                 message = f"unknown field{suggest(str(error['loc'][-1]), known)}"

@@ -27,12 +27,14 @@ from marrow_triage.pack.conditions import (
     suggest,
 )
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
+from marrow_triage.pack.templates import TemplateText
 from marrow_triage.units import format_number
 
 __all__ = [
     "ESCALATION_PLACEHOLDERS",
     "PACK_NAME",
     "PARAMETER_NAME",
+    "PATIENT_TEXT_PLACEHOLDERS",
     "RULE_ID",
     "DisableSpec",
     "DisabledRule",
@@ -80,6 +82,10 @@ PACK_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 NAME = r"^[a-z][a-z0-9_]{0,63}$"
 """Names of parameters and contact routes: they are placeholders in texts."""
 ESCALATION_PLACEHOLDERS = ("count", "findings")
+PATIENT_TEXT_PLACEHOLDERS: tuple[str, ...] = ()
+"""Placeholders that advice, reassurance and question texts may use besides contact
+routes (explanations have the facts): a ``{name}`` that no one fills would reach the
+patient as written."""
 Number = (Annotated[int, Field(strict=True)]
           | Annotated[float, Field(strict=True, allow_inf_nan=False)])
 Text = Annotated[str, Field(min_length=1)]
@@ -136,9 +142,9 @@ class _RuleBase(_Spec):
     id: str = Field(pattern=RULE_ID)
     title: str = Field(min_length=1, max_length=80)
     level: Urgency
-    explanation: str = Field(min_length=1)
-    advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
-    also_tell: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    explanation: TemplateText
+    advice: tuple[TemplateText, ...] = Field(min_length=1)
+    also_tell: tuple[TemplateText, ...] = ()
     """What stays of the advice when a higher finding sets an urgent or emergency action
     (e.g. "Also tell them about …"); without it the rule's advice is dropped there."""
     source: SourceRef
@@ -157,7 +163,7 @@ class RuleSpec(_RuleBase):
 
     when: Condition | None = None
     when_findings: FindingsCount | None = None
-    reassurance: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    reassurance: tuple[TemplateText, ...] = ()
 
     @field_validator("when", mode="before")
     @classmethod
@@ -203,7 +209,7 @@ class QuestionSpec(_Spec):
 
     id: str = Field(pattern=RULE_ID)
     field: str
-    text: str = Field(min_length=1)
+    text: TemplateText
     when: Condition | None = None
 
     @field_validator("when", mode="before")
