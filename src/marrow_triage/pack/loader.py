@@ -67,6 +67,7 @@ from marrow_triage.pack.texts import (
     placeholders,
     read_translation,
 )
+from marrow_triage.pack.yaml_text import YamlLimitError, read_yaml_file
 from marrow_triage.units import decimal_of, format_number
 
 __all__ = ["default_rules_path", "load_rule_pack"]
@@ -477,14 +478,12 @@ def _log_data(log: OverlayLog) -> dict[str, Any]:
     }
 
 
-_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader when PyYAML was built with it: the pure-Python one was most of
-the time it took to load the pack, and so of cold start (benchmarks/README.md)."""
-
-
 def _read_yaml(file: Path, label: str, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
+        data = read_yaml_file(file)
+    except YamlLimitError as exc:
+        problems.append(Problem.in_pack(label, None, "file", str(exc)))
+        return None
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
         detail = " ".join(str(exc).split())
         problems.append(Problem.in_pack(label, None, "file", f"cannot be read as YAML: {detail}"))
