@@ -7,6 +7,7 @@ running the case in a subprocess with a timeout.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -84,7 +85,10 @@ def write_pack(root: Path, rules: list[dict[str, Any]],
     body: dict[str, Any] = {"rules": rules}
     if questions:
         body["questions"] = questions
-    (root / "rules.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    # Through JSON, so that shared objects (SOURCE) are written out, not as YAML
+    # aliases, which rule files may not use.
+    plain = json.loads(json.dumps(body))
+    (root / "rules.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
     return root
 
 
