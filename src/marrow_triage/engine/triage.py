@@ -17,13 +17,14 @@ from pydantic import ValidationError
 
 from marrow_triage._json import checked_text
 from marrow_triage.engine.durable import EvaluatorPool, report_members
-from marrow_triage.engine.encode import compile_pack
+from marrow_triage.engine.encode import compile_pack, compile_timeline, timeline_levels
 from marrow_triage.engine.explain import Explainer
 from marrow_triage.errors import BatchReportError, EngineError, LocaleError, ReportValidationError
 from marrow_triage.models import SymptomReport, TriageResult, invalid_report
 from marrow_triage.pack.spec import RulePack
 
-__all__ = ["EngineError", "ReportInput", "TriageEngine", "default_engine"]
+__all__ = ["EngineError", "ReportInput", "TriageEngine", "compile_everything",
+           "default_engine"]
 
 ReportInput = SymptomReport | Mapping[str, Any]
 """A report as the engine takes it: a :class:`SymptomReport` or a dict of its JSON form."""
@@ -179,6 +180,16 @@ def _as_report(report: ReportInput) -> SymptomReport:
         return SymptomReport.model_validate(report)
     except ValidationError as exc:
         raise invalid_report(exc) from exc
+
+
+def compile_everything(pack: RulePack) -> TriageEngine:
+    """Compile every ruleset of ``pack`` in durable_rules, as engines and timelines do:
+    its rules and questions, and its timeline rules; the engine for its reports. Raises
+    :class:`~marrow_triage.RulePackError` naming each rule the engine refuses."""
+    engine = TriageEngine(pack)
+    if pack.timeline_rules:
+        EvaluatorPool(compile_timeline(pack), timeline_levels(pack))
+    return engine
 
 
 @cache

@@ -33,7 +33,34 @@ from marrow_triage.pack.spec import (
 from marrow_triage.pack.templates import placeholders as template_placeholders
 from marrow_triage.units import format_number
 
-__all__ = ["check_rules", "check_timeline_rules"]
+__all__ = [
+    "MAX_GROUPS_PER_RULE",
+    "MAX_RULES_PER_RULESET",
+    "MAX_TESTS_PER_RULE",
+    "MAX_TESTS_PER_RULESET",
+    "check_engine_limits",
+    "check_rules",
+    "check_timeline_rules",
+    "condition_groups",
+    "condition_tests",
+]
+
+# durable_rules 2.0.28 refuses rulesets past fixed sizes of its C rule network (rules.h,
+# rete.h); measured here and documented in docs/rules-format.md ("Limits").
+MAX_GROUPS_PER_RULE = 14
+"""``any``/``all``/``one_of`` groups (and mappings of several tests) in one ``when``.
+Each group takes two of the 32 expression slots of a rule's pattern and the report tag
+takes two more: 15 groups in one rule end in durable_rules error 113."""
+MAX_TESTS_PER_RULE = 128
+"""Tests in one ``when`` (each ``one_of`` value counts): durable_rules keeps at most 128
+``missing`` tests below one node of its network (error 107 past that)."""
+MAX_TESTS_PER_RULESET = 500
+"""Tests of all the rules compiled together (a question's own ``missing`` test and an
+escalation's count test included): with more than 512 different tests below one node,
+durable_rules does not fail but loops for ever, so this stays below that."""
+MAX_RULES_PER_RULESET = 256
+"""Rules (with questions) compiled together: durable_rules lets at most 257 rules end in
+the same test (error 108), and the catch-all rule is one of them."""
 
 
 def check_rules(meta: PackMeta, rules: dict[str, tuple[str, RuleSpec]],
@@ -140,3 +167,62 @@ def _check_patient_texts(texts: dict[str, tuple[str, ...]], problem: Any) -> Non
                 known = f"; known: {', '.join(allowed)}" if allowed else \
                     "; this text has none (write {{ and }} for literal braces)"
                 problem(where, f"unknown placeholder {{{name}}}{suggest(name, allowed)}{known}")
+
+
+def condition_groups(condition: Condition) -> int:
+    """How many ``$and``/``$or`` groups the engine compiles the condition to."""
+    if isinstance(condition, FieldTest):
+        return 1 if condition.op == "one_of" else 0
+    return 1 + sum(condition_groups(part) for part in condition.parts)
+
+
+def condition_tests(condition: Condition) -> int:
+    """How many single tests the engine compiles the condition to."""
+    if isinstance(condition, FieldTest):
+        return len(condition.value) if isinstance(condition.value, tuple) else 1
+    return sum(condition_tests(part) for part in condition.parts)
+
+
+def check_engine_limits(rules: dict[str, tuple[str, RuleSpec]],
+                        questions: dict[str, tuple[str, QuestionSpec]],
+                        timeline: dict[str, tuple[str, TimelineRuleSpec]],
+                        problems: list[Problem]) -> None:
+    """Refuse, before compiling, what durable_rules would refuse: a rule too large or too
+    deeply grouped, a ruleset of too many rules (see the ``MAX_`` constants)."""
+    conditions: list[tuple[str, str, str, Condition]] = []
+    for rule_id, (label, rule) in rules.items():
+        if rule.when is not None:
+            conditions.append((label, rule_id, "when", rule.when))
+    for question_id, (label, question) in questions.items():
+        if question.when is not None:
+            conditions.append((label, question_id, "when", question.when))
+    conditions.extend((label, rule_id, "when", rule.when)
+                      for rule_id, (label, rule) in timeline.items())
+    for label, rule_id, field, condition in sorted(conditions, key=lambda c: (c[0], c[1])):
+        groups = condition_groups(condition)
+        if groups > MAX_GROUPS_PER_RULE:
+            problems.append(Problem.in_pack(label, rule_id, field, (
+                f"has {groups} any/all/one_of groups (a mapping of several tests counts as "
+                f"one); the rule engine takes at most {MAX_GROUPS_PER_RULE} per rule: "
+                "split the rule, or flatten nested any/all")))
+        tests = condition_tests(condition)
+        if tests > MAX_TESTS_PER_RULE:
+            problems.append(Problem.in_pack(label, rule_id, field, (
+                f"has {tests} tests (each one_of value counts); the rule engine takes at "
+                f"most {MAX_TESTS_PER_RULE} per rule: split the rule")))
+    escalations = sum(1 for _, rule in rules.values() if rule.when_findings is not None)
+    report_tests = escalations + sum(
+        condition_tests(rule.when) for _, rule in rules.values() if rule.when is not None) + \
+        sum(1 + (0 if q.when is None else condition_tests(q.when)) for _, q in questions.values())
+    timeline_tests = escalations + sum(condition_tests(r.when) for _, r in timeline.values())
+    for what, count, tests in (
+            ("rules and questions", len(rules) + len(questions), report_tests),
+            ("timeline rules and escalation rules", len(timeline) + escalations, timeline_tests)):
+        if count > MAX_RULES_PER_RULESET:
+            problems.append(Problem.in_pack("pack", None, "rules", (
+                f"the pack has {count} {what}, compiled together; the rule engine takes at "
+                f"most {MAX_RULES_PER_RULESET}: split it into packs")))
+        if tests > MAX_TESTS_PER_RULESET:
+            problems.append(Problem.in_pack("pack", None, "rules", (
+                f"the pack's {what} have {tests} tests in all, compiled together; the rule "
+                f"engine takes at most {MAX_TESTS_PER_RULESET}: split it into packs")))

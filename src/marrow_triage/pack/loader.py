@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from marrow_triage.errors import ConditionError, Problem, RulePackError
 from marrow_triage.models import PackRef
-from marrow_triage.pack.checks import check_rules, check_timeline_rules
+from marrow_triage.pack.checks import check_engine_limits, check_rules, check_timeline_rules
 from marrow_triage.pack.conditions import condition_to_data, suggest
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
 from marrow_triage.pack.overlay import (
@@ -281,6 +281,7 @@ def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> R
     rules, questions, timeline = specs["rules"], specs["questions"], specs["timeline_rules"]
     check_rules(meta, rules, questions, problems)
     check_timeline_rules(meta, timeline, problems)
+    check_engine_limits(rules, questions, timeline, problems)
     if timeline and meta.history is None:
         problems.append(Problem.in_pack(merged.labels[""], None, "history", "required when the "
                                         "pack has timeline rules (it defines their history "

@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from marrow_triage.engine.durable import EvaluatorPool, fact_members
-from marrow_triage.engine.encode import compile_timeline
+from marrow_triage.engine.encode import compile_timeline, timeline_levels
 from marrow_triage.engine.explain import MeasuredValues
 from marrow_triage.engine.triage import TriageEngine, default_engine
 from marrow_triage.errors import Problem, RulePackError, TimelineError
@@ -159,10 +159,8 @@ class Timeline:
         self.settings: HistorySettings = engine.pack.history
         self.expire_after = timedelta(days=expire_after_days)
         self.clock = clock or (lambda: datetime.now(UTC))
-        escalations = [r for r in self.pack.rules if r.is_escalation]
-        self._escalation_ids = {r.id for r in escalations}
-        levels = {r.id: r.level for r in (*self.pack.timeline_rules, *escalations)}
-        self._evaluators = EvaluatorPool(compile_timeline(self.pack), levels)
+        self._escalation_ids = {r.id for r in self.pack.rules if r.is_escalation}
+        self._evaluators = EvaluatorPool(compile_timeline(self.pack), timeline_levels(self.pack))
 
     def record(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
                at: datetime, *, checkin_id: str | None = None,

@@ -43,7 +43,7 @@ from marrow_triage.adapters.cli.report_input import (
     validation_lines,
 )
 from marrow_triage.adapters.cli.timeline import timeline_app
-from marrow_triage.engine.triage import EngineError, TriageEngine
+from marrow_triage.engine.triage import EngineError, TriageEngine, compile_everything
 from marrow_triage.errors import InstallError, RulePackError, StoreError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import render_catalogue
@@ -276,7 +276,7 @@ def rules_check(
     """
     try:
         pack = RulePack.from_path(directory, base=base)
-        TriageEngine(pack)  # compiles into durable_rules definitions as well
+        compile_everything(pack)  # what durable_rules refuses only shows when compiled
     except RulePackError as exc:
         fail(problem_lines(exc.problems))
     version_problems = check_versions(pack, directory)
