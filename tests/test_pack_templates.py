@@ -78,7 +78,7 @@ def test_patient_text_placeholder_that_nothing_fills_is_refused(pack_copy: Path)
     # Advice is shown as written: a {name} there would reach the patient with its braces.
     edit(pack_copy, "warning-signs.yaml", lambda d: rule(d, "fever").update(
         advice=["Your temperature is {temperature_c}; call now."]))
-    assert_problem(load_error(pack_copy), "warning-signs.yaml", "fever", "advice.0",
+    assert_problem(load_error(pack_copy), "warning-signs.yaml", "fever", "advice",
                    "unknown placeholder {temperature_c}")
 
 

@@ -23,7 +23,6 @@ from marrow_triage.pack.conditions import (
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
 from marrow_triage.pack.spec import (
     ESCALATION_PLACEHOLDERS,
-    PATIENT_TEXT_PLACEHOLDERS,
     PackMeta,
     QuestionSpec,
     RuleSpec,
@@ -76,7 +75,6 @@ def check_rules(meta: PackMeta, rules: dict[str, tuple[str, RuleSpec]],
         if rule.reassurance and rule.level is not Urgency.SELF_CARE:
             problem("reassurance", "only self_care rules reassure; a warning sign never does")
         placeholders = _placeholders(rule.explanation, problem)
-        _check_patient_texts({"advice": rule.advice, "reassurance": rule.reassurance}, problem)
         if rule.when_findings is not None:
             if rule.level <= rule.when_findings.level:
                 problem("when_findings.level", f"an escalation must raise the level: it counts "
@@ -92,7 +90,6 @@ def check_rules(meta: PackMeta, rules: dict[str, tuple[str, RuleSpec]],
             numbers = thresholds(rule.when)
         _check_explanation(rule.explanation, placeholders, allowed, needed, numbers, problem)
     for question_id, (label, question) in sorted(questions.items()):
-        _check_patient_texts({"text": (question.text,)}, _reporter(problems, label, question_id))
         if question.when is not None and question.field in condition_fields(question.when):
             problems.append(Problem.in_pack(label, question_id, "when", "a question is asked when "
                                         f"{question.field} is missing; do not also test it"))
@@ -107,7 +104,6 @@ def check_timeline_rules(meta: PackMeta, rules: dict[str, tuple[str, TimelineRul
         if rule.level is Urgency.SELF_CARE:
             problem("level", "a timeline rule reports a warning sign; self_care adds nothing")
         placeholders = _placeholders(rule.explanation, problem)
-        _check_patient_texts({"advice": rule.advice}, problem)
         needed = [f for f in condition_fields(rule.when) if _reads_value(rule.when, f)]
         _check_explanation(rule.explanation, placeholders, tuple(TIMELINE_FACT_FIELDS), needed,
                            thresholds(rule.when), problem)
@@ -155,18 +151,6 @@ def _placeholders(template: str, problem: Any, field: str = "explanation") -> se
     except ValueError as exc:  # the schema refuses these too; packs built in code may not
         problem(field, str(exc))
         return set()
-
-
-def _check_patient_texts(texts: dict[str, tuple[str, ...]], problem: Any) -> None:
-    """Advice, reassurance and question texts use only the placeholders someone fills."""
-    allowed = PATIENT_TEXT_PLACEHOLDERS
-    for field, items in texts.items():
-        for index, text in enumerate(items):
-            where = field if field == "text" else f"{field}.{index}"
-            for name in sorted(_placeholders(text, problem, where) - set(allowed)):
-                known = f"; known: {', '.join(allowed)}" if allowed else \
-                    "; this text has none (write {{ and }} for literal braces)"
-                problem(where, f"unknown placeholder {{{name}}}{suggest(name, allowed)}{known}")
 
 
 def condition_groups(condition: Condition) -> int:

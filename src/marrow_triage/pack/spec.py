@@ -34,7 +34,6 @@ __all__ = [
     "ESCALATION_PLACEHOLDERS",
     "PACK_NAME",
     "PARAMETER_NAME",
-    "PATIENT_TEXT_PLACEHOLDERS",
     "RULE_ID",
     "DisableSpec",
     "DisabledRule",
@@ -82,10 +81,6 @@ PACK_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 NAME = r"^[a-z][a-z0-9_]{0,63}$"
 """Names of parameters and contact routes: they are placeholders in texts."""
 ESCALATION_PLACEHOLDERS = ("count", "findings")
-PATIENT_TEXT_PLACEHOLDERS: tuple[str, ...] = ()
-"""Placeholders that advice, reassurance and question texts may use besides contact
-routes (explanations have the facts): a ``{name}`` that no one fills would reach the
-patient as written."""
 Number = (Annotated[int, Field(strict=True)]
           | Annotated[float, Field(strict=True, allow_inf_nan=False)])
 Text = Annotated[str, Field(min_length=1)]
