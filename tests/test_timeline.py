@@ -409,8 +409,12 @@ def test_history_settings_are_data(tmp_path: Path, rules_dir: Path, pack: RulePa
             rec(timeline, 0, temperature=temp(37.8))
             # 37.8 °C counts as raised only with the lowered cut-off; 5 h apart only
             # joins one run with the longer gap.
-            assert ("fever-sustained" in fired(rec(timeline, 300, temperature=temp(37.8)))
-                    ) is expected
+            result = rec(timeline, 300, temperature=temp(37.8))
+            assert ("fever-sustained" in fired(result)) is expected
+            if expected:  # and the explanation states the cut-off it was held against
+                text = finding(result, "fever-sustained").explanation
+                assert "at or above 37.5 °C for 300 minutes" in text, text
+                assert "38.0" not in text
 
 
 def test_timeline_rules_need_history_settings(tmp_path: Path, rules_dir: Path) -> None:

@@ -18,11 +18,12 @@ from marrow_triage.pack.conditions import (
     FieldTest,
     condition_fields,
     suggest,
-    thresholds,
 )
+from marrow_triage.pack.explained_thresholds import condition_thresholds, threshold_problems
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
 from marrow_triage.pack.spec import (
     ESCALATION_PLACEHOLDERS,
+    HISTORY_PLACEHOLDERS,
     PackMeta,
     QuestionSpec,
     RuleSpec,
@@ -30,7 +31,7 @@ from marrow_triage.pack.spec import (
     TimelineRuleSpec,
 )
 from marrow_triage.pack.templates import placeholders as template_placeholders
-from marrow_triage.units import format_number
+from marrow_triage.pack.templates import render
 
 __all__ = [
     "MAX_GROUPS_PER_RULE",
@@ -82,12 +83,12 @@ def check_rules(meta: PackMeta, rules: dict[str, tuple[str, RuleSpec]],
                         f"{rule.level.value}, so it could feed on its own findings (a cycle)")
             allowed: tuple[str, ...] = ESCALATION_PLACEHOLDERS
             needed = ["count"]
-            numbers = [Fraction(rule.when_findings.at_least)]
+            numbers = [(Fraction(rule.when_findings.at_least), "")]
         else:
             assert rule.when is not None
             allowed = tuple(FACT_FIELDS)
             needed = [f for f in condition_fields(rule.when) if _reads_value(rule.when, f)]
-            numbers = thresholds(rule.when)
+            numbers = condition_thresholds(rule.when, FACT_FIELDS)
         _check_explanation(rule.explanation, placeholders, allowed, needed, numbers, problem)
     for question_id, (label, question) in sorted(questions.items()):
         if question.when is not None and question.field in condition_fields(question.when):
@@ -105,8 +106,11 @@ def check_timeline_rules(meta: PackMeta, rules: dict[str, tuple[str, TimelineRul
             problem("level", "a timeline rule reports a warning sign; self_care adds nothing")
         placeholders = _placeholders(rule.explanation, problem)
         needed = [f for f in condition_fields(rule.when) if _reads_value(rule.when, f)]
-        _check_explanation(rule.explanation, placeholders, tuple(TIMELINE_FACT_FIELDS), needed,
-                           thresholds(rule.when), problem)
+        settings = {} if meta.history is None else meta.history.placeholders()
+        # The history settings are filled in first: the text states what they show.
+        shown = render(rule.explanation, settings.get)
+        _check_explanation(shown, placeholders, (*TIMELINE_FACT_FIELDS, *HISTORY_PLACEHOLDERS),
+                           needed, condition_thresholds(rule.when, TIMELINE_FACT_FIELDS), problem)
 
 
 def _reporter(problems: list[Problem], label: str, rule_id: str) -> Any:
@@ -123,17 +127,17 @@ def _check_document(meta: PackMeta, source: SourceRef, problem: Any) -> None:
 
 
 def _check_explanation(text: str, placeholders: set[str], allowed: tuple[str, ...],
-                       needed: list[str], numbers: list[Fraction], problem: Any) -> None:
-    """An explanation uses known placeholders, shows each measured value and threshold."""
+                       needed: list[str], numbers: list[tuple[Fraction, str]],
+                       problem: Any) -> None:
+    """An explanation uses known placeholders, shows each measured value, and states its
+    thresholds exactly (see :mod:`.explained_thresholds`)."""
     for name in sorted(placeholders - set(allowed)):
         problem("explanation", f"unknown placeholder {{{name}}}{suggest(name, allowed)}")
     for name in needed:
         if name not in placeholders:
             problem("explanation", f"must show the measured value: add {{{name}}}")
-    for number in numbers:
-        shown = format_number(number, 6)
-        if shown not in text:
-            problem("explanation", f"must state the threshold {shown}")
+    for message in threshold_problems(text, numbers):
+        problem("explanation", message)
 
 
 def _reads_value(condition: Condition, field: str) -> bool:

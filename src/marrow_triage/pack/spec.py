@@ -32,6 +32,7 @@ from marrow_triage.units import format_number
 
 __all__ = [
     "ESCALATION_PLACEHOLDERS",
+    "HISTORY_PLACEHOLDERS",
     "PACK_NAME",
     "PARAMETER_NAME",
     "RULE_ID",
@@ -81,6 +82,8 @@ PACK_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 NAME = r"^[a-z][a-z0-9_]{0,63}$"
 """Names of parameters and contact routes: they are placeholders in texts."""
 ESCALATION_PLACEHOLDERS = ("count", "findings")
+HISTORY_PLACEHOLDERS = ("raised_temperature_c", "raised_run_max_gap_hours")
+"""The history settings a timeline rule's explanation may show (:class:`HistorySettings`)."""
 Number = (Annotated[int, Field(strict=True)]
           | Annotated[float, Field(strict=True, allow_inf_nan=False)])
 Text = Annotated[str, Field(min_length=1)]
@@ -237,6 +240,14 @@ class HistorySettings(_Spec):
     checkin_max_days_from_episode: Annotated[float, Field(strict=True, gt=0, le=366)]
     """How far a check-in may lie from every other check-in of its episode."""
     source: SourceRef
+
+    def placeholders(self) -> dict[str, str]:
+        """What ``{raised_temperature_c}`` and ``{raised_run_max_gap_hours}`` show in a
+        timeline rule's explanation, so its text follows the setting."""
+        degrees = format_number(Fraction(Decimal(repr(self.raised_temperature_c))), 2)
+        hours = format_number(Fraction(Decimal(repr(self.raised_run_max_gap_hours))), 2)
+        return {"raised_temperature_c": f"{degrees if '.' in degrees else degrees + '.0'} °C",
+                "raised_run_max_gap_hours": f"{hours} hours"}
 
 
 class ParameterOverride(_Spec):

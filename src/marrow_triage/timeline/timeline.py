@@ -328,8 +328,10 @@ class Timeline:
     def _timeline_finding(self, rule_id: str, report: SymptomReport,
                           facts: Mapping[str, FactValue], history: History) -> Finding:
         rule = self.pack.timeline_rule(rule_id)
-        explanation = render(rule.explanation, _MeasuredWithHistory(
-            report, facts, self.engine.explainer.words).get)
+        measured = _MeasuredWithHistory(report, facts, self.engine.explainer.words)
+        settings = {} if self.pack.history is None else self.pack.history.placeholders()
+        explanation = render(rule.explanation,
+                             lambda name: settings.get(name) or measured.get(name))
         used = [e for name in condition_fields(rule.when) for e in history.evidence.get(name, ())]
         # Not set(): its order varies with string hashing from one process to the next,
         # and check-ins at the same instant must be listed the same way by every replica.
