@@ -62,9 +62,14 @@ mutate: $(STAMP_DEV)
 bench-timeline: $(STAMP_DEV)
 	$(BIN)/python benchmarks/timeline.py
 
-# Coverage-guided fuzzing of the JSON entry point (a 1,500-run version is in the suite).
+# Coverage-guided fuzzing (fuzz/README.md): the JSON entry point, then the structure-aware
+# harnesses (reports field by field, rule packs rule by rule, timelines with hostile
+# times). Short runs of each are in the suite (tests/test_fuzz_harnesses.py).
 fuzz: $(STAMP_DEV)
 	$(BIN)/python fuzz/fuzz_triage_json.py -atheris_runs=50000
+	cd fuzz && ../$(BIN)/python fuzz_report_fields.py -atheris_runs=200000
+	cd fuzz && ../$(BIN)/python fuzz_rule_packs.py -atheris_runs=5000
+	cd fuzz && ../$(BIN)/python fuzz_timeline.py -atheris_runs=50000
 
 docs: $(STAMP_CORE)
 	$(BIN)/marrow-triage rules docs
