@@ -165,7 +165,7 @@ def test_report_matching_every_rule_of_a_pack(tmp_path: Path) -> None:
     rules = [_rule(f"flag-{flag.replace('_', '-')}", "soon", {flag: {"is": True}},
                    f"Reported: {{{flag}}}.") for flag in flags]
     rules.append(_rule("any-temperature", "self_care", {"temperature_c": {"at_least": 30}},
-                       "Temperature {temperature_c}, at least 30."))
+                       "Temperature {temperature_c}, at least 30 °C."))
     rules.append({"id": "many-soon", "title": "many soon", "level": "urgent",
                   "when_findings": {"level": "soon", "at_least": 2},
                   "explanation": "{count} findings (2 or more): {findings}.", "advice": ["Call."],

@@ -553,7 +553,8 @@ def test_benign_values_sit_below_the_packs_own_thresholds(pack_copy: Path) -> No
     for name in ("emergencies.yaml", "warning-signs.yaml", "risk-factors.yaml",
                  "questions.yaml"):
         path = pack_copy / name
-        text = path.read_text("utf-8").replace("38.0", "37.5")  # thresholds and their texts
+        # Thresholds and their texts (°F too: explanations must state the °C converted).
+        text = path.read_text("utf-8").replace("38.0", "37.5").replace("100.4 °F", "99.5 °F")
         text = text.replace("site_pain: {at_least: 7}", "site_pain: {at_least: 5}")
         text = text.replace("{site_pain}, at or above 7/10", "{site_pain}, at or above 5/10")
         path.write_text(text, "utf-8")
