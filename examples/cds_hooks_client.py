@@ -1,5 +1,6 @@
 """An EHR calling the marrow-aftercare-triage CDS Hooks service, end to end.
 
+Needs the [examples] extra: pip install 'marrow-triage[examples]' (make demo installs it).
 Run from the repository root: python examples/cds_hooks_client.py
 It starts the service on a free loopback port, signs a CDS client JWT with the EHR's
 private key, sends a patient-view hook with the patient's latest aftercare

@@ -7,6 +7,7 @@ running the case in a subprocess with a timeout.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -84,7 +85,10 @@ def write_pack(root: Path, rules: list[dict[str, Any]],
     body: dict[str, Any] = {"rules": rules}
     if questions:
         body["questions"] = questions
-    (root / "rules.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    # Through JSON, so that shared objects (SOURCE) are written out, not as YAML
+    # aliases, which rule files may not use.
+    plain = json.loads(json.dumps(body))
+    (root / "rules.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
     return root
 
 
@@ -161,7 +165,7 @@ def test_report_matching_every_rule_of_a_pack(tmp_path: Path) -> None:
     rules = [_rule(f"flag-{flag.replace('_', '-')}", "soon", {flag: {"is": True}},
                    f"Reported: {{{flag}}}.") for flag in flags]
     rules.append(_rule("any-temperature", "self_care", {"temperature_c": {"at_least": 30}},
-                       "Temperature {temperature_c}, at least 30."))
+                       "Temperature {temperature_c}, at least 30 °C."))
     rules.append({"id": "many-soon", "title": "many soon", "level": "urgent",
                   "when_findings": {"level": "soon", "at_least": 2},
                   "explanation": "{count} findings (2 or more): {findings}.", "advice": ["Call."],

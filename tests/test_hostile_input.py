@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from marrow_triage import SymptomReport, TriageEngine, TriageResult
+from marrow_triage import DuplicateKeyError, SymptomReport, TriageEngine, TriageResult
 
 REPORT_FIELDS = tuple(SymptomReport.model_fields)
 
@@ -67,7 +67,7 @@ def engine() -> TriageEngine:
 def _result_or_validation_error(call: Any, arg: Any) -> TriageResult | None:
     try:
         result = call(arg)
-    except ValidationError:
+    except (ValidationError, DuplicateKeyError):
         return None
     assert isinstance(result, TriageResult)
     return result
@@ -157,7 +157,7 @@ def test_long_strings_and_keys(engine: TriageEngine) -> None:
 BIG_INPUT_SCRIPT = r"""
 import json, sys
 from pydantic import ValidationError
-from marrow_triage import TriageEngine
+from marrow_triage import DuplicateKeyError, TriageEngine
 engine = TriageEngine.default()
 depth = 100_000
 cases = [
@@ -177,7 +177,7 @@ for case in cases:
     try:
         engine.triage_json(case)
         outcomes.append("result")
-    except ValidationError:
+    except (ValidationError, DuplicateKeyError):
         outcomes.append("invalid")
 for obj in ({"hours_since_procedure": 1, "temperature": nested},
             {"hours_since_procedure": [[[[[[[]]]]]]] }):
@@ -195,8 +195,8 @@ def test_deep_nesting_and_huge_documents_do_not_hang_or_crash() -> None:
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     outcomes = json.loads(proc.stdout)
-    # Duplicate keys: JSON's last value wins; everything else is invalid.
-    assert outcomes == ["invalid"] * 5 + ["result"] + ["invalid"] * 2
+    # All invalid, the 50,000 duplicated keys too (refused, not "the last one wins").
+    assert outcomes == ["invalid"] * 8
 
 
 # --- the command line -------------------------------------------------------------------

@@ -54,6 +54,10 @@ def test_nurse_line_cli_example_runs(tmp_path: Path) -> None:
     assert "urgent\nrejected with status 2" in result.stdout
     assert "site_pain: Input should be less than or equal to 10" in result.stderr
     assert (work / "report.schema.json").read_text().startswith("{")
+    # check --ndjson: one line out per line in, the bad line's error in place, exit 2.
+    assert "some lines failed: status 2\n4\n" in result.stdout
+    assert '{"line": 4, "error": "invalid report", "problems"' in result.stdout
+    assert "could not be triaged (line 4)" in result.stderr
 
 
 def test_nurse_line_http_example_runs(tmp_path: Path) -> None:

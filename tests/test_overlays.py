@@ -122,18 +122,26 @@ BASE_ES: dict[str, Any] = {
 }
 
 
+class _WrittenOut(yaml.SafeDumper):
+    """Writes shared objects out in full: rule files refuse YAML anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def write_pack(root: Path, meta: dict[str, Any], files: dict[str, dict[str, Any]],
                locales: dict[str, dict[str, Any]] | None = None) -> Path:
     """A pack directory: pack.yaml, the given rule files and locale files."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "pack.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
+    (root / "pack.yaml").write_text(yaml.dump(meta, Dumper=_WrittenOut, allow_unicode=True),
+                                    encoding="utf-8")
     for name, body in files.items():
-        (root / name).write_text(yaml.safe_dump(body, allow_unicode=True, sort_keys=False),
-                                 encoding="utf-8")
+        (root / name).write_text(yaml.dump(body, Dumper=_WrittenOut, allow_unicode=True,
+                                           sort_keys=False), encoding="utf-8")
     for code, body in (locales or {}).items():
         (root / "locales").mkdir(exist_ok=True)
         (root / "locales" / f"{code}.yaml").write_text(
-            yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+            yaml.dump(body, Dumper=_WrittenOut, allow_unicode=True), encoding="utf-8")
     return root
 
 

@@ -59,7 +59,10 @@ RULES: list[dict[str, Any]] = [
 def write_pack(path: Path, rules: list[dict[str, Any]]) -> Path:
     path.mkdir(parents=True)
     (path / "pack.yaml").write_text(PACK_YAML, encoding="utf-8")
-    (path / "rules.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False,
+    # Through JSON, so shared objects are written out, not as the YAML aliases rule
+    # files refuse.
+    plain = json.loads(json.dumps({"rules": rules}))
+    (path / "rules.yaml").write_text(yaml.safe_dump(plain, sort_keys=False,
                                                     allow_unicode=True), encoding="utf-8")
     return path
 

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from marrow_triage import RulePack, RulePackError, TriageEngine, TriageResult, Urgency
+from marrow_triage import RulePack, RulePackError, StoreError, TriageEngine, TriageResult, Urgency
 from marrow_triage.adapters.cli.main import app
 from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.timeline import SQLiteStore, Store, Timeline, TimelineError
@@ -409,8 +409,12 @@ def test_history_settings_are_data(tmp_path: Path, rules_dir: Path, pack: RulePa
             rec(timeline, 0, temperature=temp(37.8))
             # 37.8 °C counts as raised only with the lowered cut-off; 5 h apart only
             # joins one run with the longer gap.
-            assert ("fever-sustained" in fired(rec(timeline, 300, temperature=temp(37.8)))
-                    ) is expected
+            result = rec(timeline, 300, temperature=temp(37.8))
+            assert ("fever-sustained" in fired(result)) is expected
+            if expected:  # and the explanation states the cut-off it was held against
+                text = finding(result, "fever-sustained").explanation
+                assert "at or above 37.5 °C for 300 minutes" in text, text
+                assert "38.0" not in text
 
 
 def test_timeline_rules_need_history_settings(tmp_path: Path, rules_dir: Path) -> None:
@@ -559,3 +563,26 @@ def test_cli_checkin_id_makes_a_retry_return_the_stored_result(tmp_path: Path) -
     other = runner.invoke(app, args, input=report.replace("38.1", "38.4"))
     assert other.exit_code == 2
     assert "--checkin-id: already used for a different check-in" in other.output
+
+
+@pytest.mark.parametrize("command", [
+    ["show", "--episode", "ep-1"],
+    ["forget", "--episode", "ep-1"],
+    ["overdue", "--every-hours", "4", "--now", "2026-11-25T10:00:00+00:00"],
+])
+def test_commands_other_than_record_do_not_create_a_database(tmp_path: Path,
+                                                             command: list[str]) -> None:
+    missing = tmp_path / "missing.db"
+    result = CliRunner().invoke(app, ["timeline", *command, "--db", str(missing)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"--db: {missing}: no such timeline database")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_opened_without_create_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no such timeline database"):
+        SQLiteStore(tmp_path / "absent.db", create=False)
+    assert not (tmp_path / "absent.db").exists()
+    SQLiteStore(tmp_path / "made.db").close()
+    with SQLiteStore(tmp_path / "made.db", create=False) as store:
+        assert store.checkins("ep-1") == []

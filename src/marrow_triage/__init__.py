@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from marrow_triage._version import __version__
 from marrow_triage.audit import audit_record
 from marrow_triage.engine.triage import TriageEngine, default_engine
 from marrow_triage.errors import (
+    BatchReportError,
     CdsAuthError,
     CdsError,
     CdsPrefetchError,
     ConditionError,
+    DuplicateKeyError,
     EngineError,
     LocaleError,
     MarrowTriageError,
@@ -50,12 +53,14 @@ from marrow_triage.pack.spec import RulePack
 
 __all__ = [
     "AuditRecord",
+    "BatchReportError",
     "Bleeding",
     "Bruising",
     "CdsAuthError",
     "CdsError",
     "CdsPrefetchError",
     "ConditionError",
+    "DuplicateKeyError",
     "EngineError",
     "Finding",
     "LocaleError",
@@ -79,6 +84,7 @@ __all__ = [
     "TriageEngine",
     "TriageResult",
     "Urgency",
+    "__version__",
     "audit_record",
     "default_engine",
     "triage",

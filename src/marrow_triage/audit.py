@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from marrow_triage._version import __version__
 from marrow_triage.models import AuditRecord, SymptomReport, TriageResult
 
 __all__ = ["audit_record", "library_version"]
 
 
 def library_version() -> str:
-    """The installed version of marrow_triage."""
-    from importlib import metadata  # only audit records need it: keep it off import time
-
-    try:
-        return metadata.version("marrow-triage")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
+    """The version of marrow_triage (``marrow_triage.__version__``)."""
+    return __version__
 
 
 def audit_record(report: SymptomReport, result: TriageResult, recorded_at: datetime) -> AuditRecord:

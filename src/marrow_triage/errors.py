@@ -5,7 +5,9 @@
     MarrowTriageError
     ├── ReportError                  a symptom report that cannot be triaged (bad field)
     │   ├── ReportValidationError    ... as the engine raises it (also a pydantic.ValidationError)
-    │   └── QuestionnaireResponseError   ... given as a FHIR QuestionnaireResponse
+    │   ├── QuestionnaireResponseError   ... given as a FHIR QuestionnaireResponse
+    │   ├── DuplicateKeyError            ... given as JSON with a key given twice
+    │   └── BatchReportError             ... in a batch (``index`` says which report)
     ├── RulePackError                a rule pack that cannot be used
     │   └── ConditionError           one ``when`` tree that does not type-check
     ├── LocaleError                  a language the rule pack has no texts in
@@ -13,9 +15,11 @@
     ├── TimelineError                a check-in that cannot be recorded (episode id, time)
     │   └── CheckInConflictError     its checkin_id was recorded with other content
     ├── StoreError                   a timeline store that cannot be read or written
-    └── CdsError                     a CDS Hooks request that cannot be served
-        ├── CdsAuthError             its client JWT is missing or not acceptable
-        └── CdsPrefetchError         the data it needs was not prefetched (HTTP 412)
+    ├── CdsError                     a CDS Hooks request that cannot be served
+    │   ├── CdsAuthError             its client JWT is missing or not acceptable
+    │   └── CdsPrefetchError         the data it needs was not prefetched (HTTP 412)
+    └── InstallError                 a part that cannot be imported as installed (an
+                                     ImportError whose one-line message says what to do)
 
 Each carries ``problems``: a tuple of :class:`Problem`, the one shape that the CLI, the
 HTTP service and FHIR render (one line, or one JSON object, per problem).
@@ -34,12 +38,15 @@ import pydantic_core.core_schema
 
 __all__ = [
     "MAX_LISTED_PROBLEMS",
+    "BatchReportError",
     "CdsAuthError",
     "CdsError",
     "CdsPrefetchError",
     "CheckInConflictError",
     "ConditionError",
+    "DuplicateKeyError",
     "EngineError",
+    "InstallError",
     "LocaleError",
     "MarrowTriageError",
     "Problem",
@@ -137,6 +144,18 @@ class QuestionnaireResponseError(ReportError):
         super().__init__(
             problems, f"QuestionnaireResponse cannot be read as a symptom report:\n{lines}"
         )
+
+
+class DuplicateKeyError(ReportError):
+    """JSON that gives one key two values, which JSON readers would silently resolve to
+    one; ``paths`` holds each duplicated key's path (keys and list indices)."""
+
+    def __init__(self, problems: Iterable[Problem],
+                 paths: Iterable[tuple[str | int, ...]]) -> None:
+        problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(problems, f"JSON with a duplicated key:\n{lines}")
+        self.paths: tuple[tuple[str | int, ...], ...] = tuple(paths)
 
 
 class RulePackError(MarrowTriageError, ValueError):
@@ -309,3 +328,49 @@ def _init_details(error: Mapping[str, Any]) -> pydantic_core.InitErrorDetails:
                                                             error.get("ctx"))
         details.pop("ctx", None)
     return cast("pydantic_core.InitErrorDetails", details)
+
+
+class BatchReportError(ReportValidationError):
+    """Reports in a batch that cannot be triaged; nothing of the batch was triaged.
+
+    ``index`` is the position of the first invalid report, ``indices`` of every one; each
+    problem's field starts with the report's position (``[3].site_pain``), and so does
+    each pydantic error's ``loc`` (``(3, "site_pain")``).
+    """
+
+    indices: tuple[int, ...] = ()
+    index: int = 0
+
+    @classmethod
+    def of(cls, failures: Sequence[tuple[int, ReportValidationError]]) -> BatchReportError:
+        """The error for a batch whose reports at these indices failed as given."""
+        error = cls.from_exception_data("SymptomReport", [
+            _init_details({**e, "loc": (index, *e["loc"])})
+            for index, failure in failures for e in failure.errors(include_url=False)])
+        problems = tuple(
+            Problem(f"[{index}].{p.field}" if p.field else f"[{index}]", p.message)
+            for index, failure in failures for p in failure.problems)
+        indices = tuple(index for index, _ in failures)
+        lines = "\n".join(f"  - {p}" for p in problems)
+        ReportError.__init__(error, problems, f"invalid report(s) at index "
+                             f"{', '.join(map(str, indices))} of the batch:\n{lines}")
+        error.unlisted = sum(failure.unlisted for _, failure in failures)
+        error.indices, error.index = indices, indices[0]
+        error.__cause__ = failures[0][1]
+        return error
+
+
+class InstallError(MarrowTriageError, ImportError):
+    """A part of marrow_triage that cannot be imported as installed (a missing extra, or a
+    durable-rules build that does not load); the message is one sentence saying what to do.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, [Problem(None, message)])
+
+    @classmethod
+    def missing_extra(cls, module: str, extra: str, missing: ImportError) -> InstallError:
+        """``module`` needs the optional dependencies of ``extra``; ``missing`` is why."""
+        what = missing.name or "a dependency"
+        return cls(f"{module} needs the [{extra}] extra ({what} is not installed): "
+                   f"pip install 'marrow-triage[{extra}]'")

@@ -44,17 +44,16 @@ against the plain form by a test:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
+import re
 import threading
 import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
-
-import durable_rules_engine  # type: ignore[import-not-found]
-from durable.engine import Host
 
 from marrow_triage.engine.encode import (
     CATCH_ALL,
@@ -64,13 +63,32 @@ from marrow_triage.engine.encode import (
     CompiledRuleset,
     count_field,
     engine_number,
+    parse_question_key,
 )
-from marrow_triage.errors import EngineError
+from marrow_triage.errors import EngineError, InstallError, Problem, RulePackError
 from marrow_triage.models import SymptomReport, TemperatureUnit, Urgency
 from marrow_triage.pack.facts import READ_PLAN, TIMELINE_FACT_FIELDS, FactValue
 from marrow_triage.units import decimal_of
 
-__all__ = ["Evaluator", "EvaluatorPool", "Fired", "fact_members", "report_members"]
+# durable-rules is compiled from source on install; 2.0.28 calls PyEval_CallObject, which
+# Python 3.13 removed, so a build without this mapping fails to load ("undefined symbol").
+# Its setup.py overwrites CFLAGS, hence CPPFLAGS; --no-cache-dir so that pip does not reuse
+# a wheel it built earlier without the flag (scripts/install-durable-rules does the same).
+REBUILD_DURABLE_RULES = (
+    "CPPFLAGS=-DPyEval_CallObject=PyObject_CallObject "
+    "pip install --no-cache-dir --force-reinstall durable-rules==2.0.28"
+)
+try:
+    import durable_rules_engine  # type: ignore[import-not-found]
+    from durable.engine import Host
+except ImportError:  # one sentence of what to do, not the loader's undefined-symbol error
+    raise InstallError(
+        "marrow_triage cannot load durable-rules' C engine, which must be compiled for this "
+        f"Python: rebuild it with `{REBUILD_DURABLE_RULES}` (needs gcc and the Python headers)."
+    ) from None
+
+__all__ = ["REBUILD_DURABLE_RULES", "Evaluator", "EvaluatorPool", "Fired", "fact_members",
+           "report_members"]
 
 
 # --- Facts as JSON text --------------------------------------------------------------
@@ -342,7 +360,7 @@ class EvaluatorPool:
         self._lock = threading.Lock()
         self._pool: queue.SimpleQueue[Evaluator] = queue.SimpleQueue()
         self._pid = os.getpid()
-        self._pool.put(Evaluator(compiled, self._levels))
+        self._pool.put(_first_evaluator(compiled, self._levels))
 
     def checkout(self) -> Evaluator:
         """An evaluator for this thread alone; hand it back with :meth:`give_back`."""
@@ -375,3 +393,61 @@ class EvaluatorPool:
             raise EngineError(f"rule engine failed: {exc}") from exc
         self.give_back(evaluator)
         return fired
+
+
+# --- Compiling: what durable_rules refuses, as rule-pack errors ------------------------
+
+_REFUSALS = {
+    106: "too many different tests below one point of the rule network",
+    107: "more than 128 `missing` tests below one point of the rule network",
+    108: "more than 257 rules end in the same test",
+    113: "more than 14 any/all/one_of groups in one rule",
+}
+"""durable_rules' compile error codes (rules.h) in words, for the limits it enforces."""
+
+
+def _first_evaluator(compiled: CompiledRuleset, levels: Mapping[str, Urgency]) -> Evaluator:
+    """The first evaluator of a ruleset: compiling it is where durable_rules refuses one."""
+    try:
+        return Evaluator(compiled, levels)
+    except Exception as exc:  # durable_rules raises bare Exception (or RecursionError)
+        raise RulePackError(refusals(compiled, exc)) from None
+
+
+def refusals(compiled: CompiledRuleset, error: BaseException) -> list[Problem]:
+    """Which rules durable_rules refuses, each compiled alone with the catch-all; the
+    ruleset as a whole when each rule compiles alone (a limit of the rules together)."""
+    problems: list[Problem] = []
+    named: set[str] = set()
+    for key, rule in compiled.rules.items():
+        if key == CATCH_ALL:
+            continue
+        alone = dataclasses.replace(compiled, name=f"{compiled.name}_alone", rules={
+            key: rule, CATCH_ALL: compiled.rules[CATCH_ALL]})
+        try:
+            Evaluator(alone, {})  # freed at once (its finalizer deletes the C ruleset)
+        except Exception as exc:
+            record = _record_of(key)
+            assert record is not None
+            # A question compiles to one engine rule per rule it could make fire.
+            rule_id = record[1] if record[0] else parse_question_key(record[1])[0]
+            if rule_id not in named:
+                named.add(rule_id)
+                problems.append(Problem(
+                    "when", f"the rule engine refused this rule: {_refusal(exc)}", "pack",
+                    rule_id))
+    if not problems:
+        kind = "timeline rules" if compiled.name.startswith("marrow_timeline") else "rules"
+        problems.append(Problem("rules", f"the rule engine refused the pack's {kind} taken "
+                                f"together: {_refusal(error)}; use fewer or simpler rules",
+                                "pack"))
+    return problems
+
+
+def _refusal(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "conditions nested too deeply"
+    match = re.search(r"error code: (\d+)", str(error))
+    code = int(match.group(1)) if match else None
+    meaning = _REFUSALS.get(code or 0, "a limit of durable_rules")
+    return f"{meaning} (durable_rules error {code})" if code else f"{meaning} ({error})"

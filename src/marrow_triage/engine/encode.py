@@ -39,6 +39,7 @@ __all__ = [
     "engine_number",
     "parse_question_key",
     "question_key",
+    "timeline_levels",
 ]
 
 SCALE = 10**6
@@ -120,6 +121,13 @@ def compile_pack(pack: RulePack) -> CompiledRuleset:
     name = f"marrow_triage_{pack.sha256[:16]}"
     return CompiledRuleset(name=name, rules=dict(sorted(rules.items())),
                            escalation_thresholds=_escalation_thresholds(pack))
+
+
+def timeline_levels(pack: RulePack) -> dict[str, Urgency]:
+    """The level of each rule of the timeline ruleset: timeline rules and escalations."""
+    levels = {rule.id: rule.level for rule in pack.timeline_rules}
+    levels.update({rule.id: rule.level for rule in pack.rules if rule.is_escalation})
+    return levels
 
 
 def compile_timeline(pack: RulePack) -> CompiledRuleset:

@@ -9,7 +9,6 @@ translated is shown in English and listed in the result's ``fallbacks``.
 from __future__ import annotations
 
 import operator
-import string
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
@@ -26,6 +25,7 @@ from marrow_triage.models import (
 )
 from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
+from marrow_triage.pack.templates import placeholders, render
 from marrow_triage.pack.texts import RULE_TEXT_FIELDS
 from marrow_triage.units import decimal_of, format_number, format_temperature
 
@@ -116,8 +116,8 @@ def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue
         hours = format(decimal_of(abs(report.hours_since_procedure)).normalize(), "f")
         days = format_number(value / 24, 1)
         if days == "1":
-            return word("values.hours_one_day").format(hours=hours)
-        return word("values.hours").format(hours=hours, days=days)
+            return render(word("values.hours_one_day"), {"hours": hours}.get)
+        return render(word("values.hours"), {"hours": hours, "days": days}.get)
     if field.kind == "boolean":
         return word("values.answer_yes" if value else "values.answer_no")
     if field.kind == "integer" and field.maximum == 10:
@@ -325,8 +325,8 @@ class Explainer:
         finding = Finding(
             rule_id=rule.id,
             level=rule.level,
-            explanation=self._explanations[rule.id].format_map(
-                MeasuredValues(report, facts, self._texts.words, used)),
+            explanation=render(self._explanations[rule.id],
+                               MeasuredValues(report, facts, self._texts.words, used).get),
             advice=self._advice[rule.id],
             source=self._sources[rule.id],
             acknowledged_downgrades=self._acknowledged.get(rule.id, ()),
@@ -344,9 +344,9 @@ class Explainer:
         return Finding(
             rule_id=rule.id,
             level=rule.level,
-            explanation=self._explanations[rule.id].format(
-                count=len(counted),
-                findings="; ".join(self._titles.get(r.id, r.title) for r in counted)),
+            explanation=render(self._explanations[rule.id], {
+                "count": str(len(counted)),
+                "findings": "; ".join(self._titles.get(r.id, r.title) for r in counted)}.get),
             advice=self._advice[rule.id],
             source=self._sources[rule.id],
             based_on=tuple(r.id for r in counted),
@@ -379,19 +379,21 @@ class Explainer:
             shown = ", ".join(warnings[:3])
             if len(warnings) > 3:
                 used.append("more")
-                shown = templates["more"].format(warnings=shown, count=len(warnings) - 3)
-            text = templates["warnings"].format(level=label, warnings=shown, action=action)
+                shown = render(templates["more"], {"warnings": shown,
+                                                   "count": str(len(warnings) - 3)}.get)
+            text = render(templates["warnings"], {"level": label, "warnings": shown,
+                                                  "action": action}.get)
         elif rules:
             used = ["after_effects"]
-            text = templates["after_effects"].format(
-                level=label, after_effects=", ".join(self._titles.get(r.id, r.title)
-                                                     for r in rules))
+            text = render(templates["after_effects"], {
+                "level": label, "after_effects": ", ".join(self._titles.get(r.id, r.title)
+                                                           for r in rules)}.get)
         else:
             used = ["nothing"]
-            text = templates["nothing"].format(level=label)
+            text = render(templates["nothing"], {"level": label}.get)
         if unanswered:
             used.append("questions")
-            text += " " + templates["questions"].format(count=unanswered)
+            text += " " + render(templates["questions"], {"count": str(unanswered)}.get)
         return text, used
 
 
@@ -401,8 +403,11 @@ def _shown_reader(template: str) -> Callable[[SymptomReport], object]:
     Equal values of a field always render the same (``20`` and ``20.0`` hours both show
     as "20"), so these values, with the rule, determine the explanation.
     """
-    names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
-    fields = sorted({FACT_FIELDS[name].report_field for name in names})
+    try:
+        names = placeholders(template)
+    except ValueError:  # rendered as written (see render): it shows no field
+        names = []
+    fields = sorted({FACT_FIELDS[name].report_field for name in names if name in FACT_FIELDS})
     return operator.attrgetter(*fields) if fields else _nothing
 
 
@@ -410,19 +415,22 @@ def _nothing(_report: SymptomReport) -> None:
     return None
 
 
-class MeasuredValues(dict[str, str]):
-    """The measured values of a report, for ``template.format_map``: renders only the
-    placeholders a template uses, in the value words given (``PackTexts.words``)."""
+class MeasuredValues:
+    """The measured values of a report, for :func:`~marrow_triage.pack.templates.render`:
+    renders only the placeholders a template uses, in the value words given
+    (``PackTexts.words``)."""
 
     def __init__(self, report: SymptomReport, facts: Mapping[str, FactValue],
                  words: Mapping[str, str], used: set[str] | None = None) -> None:
-        super().__init__()
         self._report = report
         self._facts = facts
         self._words = words
         self._used = used
 
-    def __missing__(self, name: str) -> str:
+    def get(self, name: str) -> str | None:
+        """The value shown for placeholder ``name``; None for a name that is not a fact."""
+        if name not in FACT_FIELDS:
+            return None
         return render_value(name, self._report, self._facts, self._words, self._used)
 
 

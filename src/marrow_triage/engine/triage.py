@@ -15,14 +15,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from marrow_triage._json import checked_text
 from marrow_triage.engine.durable import EvaluatorPool, report_members
-from marrow_triage.engine.encode import compile_pack
+from marrow_triage.engine.encode import compile_pack, compile_timeline, timeline_levels
 from marrow_triage.engine.explain import Explainer
-from marrow_triage.errors import EngineError, LocaleError
+from marrow_triage.errors import BatchReportError, EngineError, LocaleError, ReportValidationError
 from marrow_triage.models import SymptomReport, TriageResult, invalid_report
 from marrow_triage.pack.spec import RulePack
 
-__all__ = ["EngineError", "ReportInput", "TriageEngine", "default_engine"]
+__all__ = ["EngineError", "ReportInput", "TriageEngine", "compile_everything",
+           "default_engine"]
 
 ReportInput = SymptomReport | Mapping[str, Any]
 """A report as the engine takes it: a :class:`SymptomReport` or a dict of its JSON form."""
@@ -110,9 +112,13 @@ class TriageEngine:
         return result
 
     def triage_json(self, data: str | bytes, locale: str | None = None) -> TriageResult:
-        """Triage a report given as JSON text (errors as :meth:`triage`)."""
+        """Triage a report given as JSON text (UTF-8; a byte-order mark is accepted).
+
+        Errors as :meth:`triage`, and :class:`DuplicateKeyError` for a key given twice
+        (JSON readers would keep only one of its values).
+        """
         try:
-            report = SymptomReport.model_validate_json(data)
+            report = SymptomReport.model_validate_json(checked_text(data))
         except ValidationError as exc:
             raise invalid_report(exc) from exc
         return self.triage(report, locale)
@@ -122,12 +128,13 @@ class TriageEngine:
         """Triage many reports with one host checkout; results keep the input order.
 
         Every report is validated before any is evaluated, so an invalid one fails the
-        batch before any work is done. The work is done in stages over chunks of reports
+        batch before any work is done: :class:`BatchReportError` names the index of each
+        invalid report (``[3].site_pain``). The work is done in stages over chunks of reports
         (encode all, evaluate all, explain all) rather than report by report: each stage's
         code and data then stay in the CPU caches (see benchmarks/README.md).
         """
         explainer = self.explainer_for(locale)
-        validated = [_as_report(r) for r in reports]
+        validated = _validate_batch(reports)
         results: list[TriageResult] = []
         evaluator = self._evaluators.checkout()
         try:
@@ -152,6 +159,20 @@ class TriageEngine:
         return await asyncio.to_thread(self.triage, validated, locale)
 
 
+def _validate_batch(reports: Iterable[ReportInput]) -> list[SymptomReport]:
+    """Every report validated; :class:`BatchReportError` naming each invalid one's index."""
+    validated: list[SymptomReport] = []
+    failures: list[tuple[int, ReportValidationError]] = []
+    for index, report in enumerate(reports):
+        try:
+            validated.append(_as_report(report))
+        except ReportValidationError as exc:
+            failures.append((index, exc))
+    if failures:
+        raise BatchReportError.of(failures)
+    return validated
+
+
 def _as_report(report: ReportInput) -> SymptomReport:
     if isinstance(report, SymptomReport):
         return report
@@ -159,6 +180,16 @@ def _as_report(report: ReportInput) -> SymptomReport:
         return SymptomReport.model_validate(report)
     except ValidationError as exc:
         raise invalid_report(exc) from exc
+
+
+def compile_everything(pack: RulePack) -> TriageEngine:
+    """Compile every ruleset of ``pack`` in durable_rules, as engines and timelines do:
+    its rules and questions, and its timeline rules; the engine for its reports. Raises
+    :class:`~marrow_triage.RulePackError` naming each rule the engine refuses."""
+    engine = TriageEngine(pack)
+    if pack.timeline_rules:
+        EvaluatorPool(compile_timeline(pack), timeline_levels(pack))
+    return engine
 
 
 @cache

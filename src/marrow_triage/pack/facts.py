@@ -54,6 +54,9 @@ class FactField:
     maximum: Fraction | None = None
     report_field: str = ""
     """The report field it is read from (``temperature`` for ``temperature_c``)."""
+    unit: str = ""
+    """How an explanation states a threshold of it: ``°C``, ``/10`` (pain scores),
+    ``hours``, ``minutes``, or ``""`` for a plain count."""
 
 
 def _enum(name: str, kind: type[enum.Enum], description: str) -> FactField:
@@ -67,18 +70,18 @@ def _flag(name: str, description: str) -> FactField:
 
 def _pain(name: str, description: str) -> FactField:
     return FactField(name, "integer", description, minimum=Fraction(0), maximum=Fraction(10),
-                     report_field=name)
+                     report_field=name, unit="/10")
 
 
 FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
     f.name: f
     for f in (
         FactField("hours_since_procedure", "number", "Hours since the procedure.",
-                  minimum=Fraction(0), report_field="hours_since_procedure"),
+                  minimum=Fraction(0), report_field="hours_since_procedure", unit="hours"),
         FactField("temperature_c", "number", "Temperature in °C (exact, from °C or °F).",
                   minimum=exact(TEMPERATURE_LIMITS[TemperatureUnit.CELSIUS][0]),
                   maximum=exact(TEMPERATURE_LIMITS[TemperatureUnit.CELSIUS][1]),
-                  report_field="temperature"),
+                  report_field="temperature", unit="°C"),
         _enum("bleeding", Bleeding, "Bleeding at the needle site."),
         _enum("site_discharge", SiteDischarge, "Fluid from the needle site."),
         _pain("site_pain", "Pain at the needle site, 0 to 10."),
@@ -129,10 +132,10 @@ HISTORY_FACT_FIELDS: Mapping[str, FactField] = MappingProxyType({
                   "readings at or above history.raised_temperature_c (pack.yaml) ending "
                   "at this check-in, no two more than history.raised_run_max_gap_hours "
                   "apart; absent unless this reading is at or above the cut-off.",
-                  minimum=Fraction(0)),
+                  minimum=Fraction(0), unit="minutes"),
         FactField("max_earlier_temperature_c", "number",
                   "Highest temperature (°C) taken at an earlier check-in of the episode.",
-                  minimum=Fraction(30), maximum=Fraction(45)),
+                  minimum=Fraction(30), maximum=Fraction(45), unit="°C"),
         _enum("worst_earlier_bleeding", Bleeding,
               "Worst bleeding reported at an earlier check-in of the episode."),
         FactField("site_pain_rises", "integer",

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from marrow_triage.errors import ConditionError, Problem, RulePackError
 from marrow_triage.models import PackRef
-from marrow_triage.pack.checks import check_rules, check_timeline_rules
+from marrow_triage.pack.checks import check_engine_limits, check_rules, check_timeline_rules
 from marrow_triage.pack.conditions import condition_to_data, suggest
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
 from marrow_triage.pack.overlay import (
@@ -67,6 +67,7 @@ from marrow_triage.pack.texts import (
     placeholders,
     read_translation,
 )
+from marrow_triage.pack.yaml_text import YamlLimitError, read_yaml_file
 
 __all__ = ["default_rules_path", "load_rule_pack"]
 
@@ -281,6 +282,7 @@ def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> R
     rules, questions, timeline = specs["rules"], specs["questions"], specs["timeline_rules"]
     check_rules(meta, rules, questions, problems)
     check_timeline_rules(meta, timeline, problems)
+    check_engine_limits(rules, questions, timeline, problems)
     if timeline and meta.history is None:
         problems.append(Problem.in_pack(merged.labels[""], None, "history", "required when the "
                                         "pack has timeline rules (it defines their history "
@@ -479,14 +481,12 @@ def _log_data(log: OverlayLog) -> dict[str, Any]:
     }
 
 
-_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's safe loader when PyYAML was built with it: the pure-Python one was most of
-the time it took to load the pack, and so of cold start (benchmarks/README.md)."""
-
-
 def _read_yaml(file: Path, label: str, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
+        data = read_yaml_file(file)
+    except YamlLimitError as exc:
+        problems.append(Problem.in_pack(label, None, "file", str(exc)))
+        return None
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
         detail = " ".join(str(exc).split())
         problems.append(Problem.in_pack(label, None, "file", f"cannot be read as YAML: {detail}"))
@@ -510,6 +510,8 @@ def _validate(model: type[Any], data: object, label: str, ident: str | None,
             if isinstance(ctx_error, ConditionError):
                 # The condition's own path starts at the field it was given (``when``).
                 where, message = ".".join([*loc[:-1], ctx_error.path]), ctx_error.message
+            elif error["type"] == "value_error" and isinstance(ctx_error, ValueError):
+                message = str(ctx_error)  # without pydantic's "Value error, " prefix
             elif error["type"] == "extra_forbidden":
                 known = tuple(getattr(model, "model_fields", {}))
                 message = f"unknown field{suggest(str(error['loc'][-1]), known)}"

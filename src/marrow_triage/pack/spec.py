@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -26,9 +27,12 @@ from marrow_triage.pack.conditions import (
     suggest,
 )
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
+from marrow_triage.pack.templates import TemplateText
+from marrow_triage.units import format_number
 
 __all__ = [
     "ESCALATION_PLACEHOLDERS",
+    "HISTORY_PLACEHOLDERS",
     "PACK_NAME",
     "PARAMETER_NAME",
     "RULE_ID",
@@ -85,6 +89,8 @@ PACK_NAME = r"^[a-z0-9][a-z0-9._-]*$"
 NAME = r"^[a-z][a-z0-9_]{0,63}$"
 """Names of parameters and contact routes: they are placeholders in texts."""
 ESCALATION_PLACEHOLDERS = ("count", "findings")
+HISTORY_PLACEHOLDERS = ("raised_temperature_c", "raised_run_max_gap_hours")
+"""The history settings a timeline rule's explanation may show (:class:`HistorySettings`)."""
 Number = (Annotated[int, Field(strict=True)]
           | Annotated[float, Field(strict=True, allow_inf_nan=False)])
 Text = Annotated[str, Field(min_length=1)]
@@ -142,9 +148,9 @@ class _RuleBase(_Spec):
     id: str = Field(pattern=RULE_ID)
     title: str = Field(min_length=1, max_length=80)
     level: Urgency
-    explanation: str = Field(min_length=1)
-    advice: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
-    also_tell: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    explanation: TemplateText
+    advice: tuple[TemplateText, ...] = Field(min_length=1)
+    also_tell: tuple[TemplateText, ...] = ()
     """What stays of the advice when a higher finding sets an urgent or emergency action
     (e.g. "Also tell them about …"); without it the rule's advice is dropped there."""
     source: SourceRef
@@ -163,7 +169,7 @@ class RuleSpec(_RuleBase):
 
     when: Condition | None = None
     when_findings: FindingsCount | None = None
-    reassurance: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    reassurance: tuple[TemplateText, ...] = ()
 
     @field_validator("when", mode="before")
     @classmethod
@@ -209,7 +215,7 @@ class QuestionSpec(_Spec):
 
     id: str = Field(pattern=RULE_ID)
     field: str
-    text: str = Field(min_length=1)
+    text: TemplateText
     when: Condition | None = None
 
     @field_validator("when", mode="before")
@@ -242,6 +248,14 @@ class HistorySettings(_Spec):
     checkin_max_days_from_episode: Annotated[float, Field(strict=True, gt=0, le=366)]
     """How far a check-in may lie from every other check-in of its episode."""
     source: SourceRef
+
+    def placeholders(self) -> dict[str, str]:
+        """What ``{raised_temperature_c}`` and ``{raised_run_max_gap_hours}`` show in a
+        timeline rule's explanation, so its text follows the setting."""
+        degrees = format_number(Fraction(Decimal(repr(self.raised_temperature_c))), 2)
+        hours = format_number(Fraction(Decimal(repr(self.raised_run_max_gap_hours))), 2)
+        return {"raised_temperature_c": f"{degrees if '.' in degrees else degrees + '.0'} °C",
+                "raised_run_max_gap_hours": f"{hours} hours"}
 
 
 class ParameterOverride(_Spec):

@@ -25,6 +25,7 @@ from typing import Any
 from marrow_triage.errors import Problem
 from marrow_triage.pack.conditions import suggest
 from marrow_triage.pack.facts import FACT_FIELDS, TIMELINE_FACT_FIELDS
+from marrow_triage.pack.templates import placeholders as plain_placeholders
 
 __all__ = [
     "LOCALE",
@@ -54,8 +55,9 @@ TEMPLATE_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
 
 
 def placeholders(text: str) -> set[str]:
-    """The placeholder names in ``text``; ValueError for a malformed template."""
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    """The placeholder names in ``text``; ValueError for a malformed template or one
+    that is not plain ``{name}`` placeholders only (see :mod:`.templates`)."""
+    return set(plain_placeholders(text))
 
 
 def is_template(key: str) -> bool:

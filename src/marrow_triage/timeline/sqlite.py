@@ -64,15 +64,24 @@ class SQLiteStore:
     ``checkpoint_deadline_s`` for readers that keep old copies alive, then says so.
     """
 
-    def __init__(self, path: str | Path, *, checkpoint_deadline_s: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, checkpoint_deadline_s: float = 5.0,
+                 create: bool = True) -> None:
+        """Open the timeline in ``path``; with ``create=False`` a missing file is a
+        :class:`StoreError` instead of a new, empty timeline (for reading commands, where
+        a mistyped path must not look like an episode with no check-ins)."""
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.checkpoint_deadline_s = checkpoint_deadline_s
         self._lock = threading.Lock()
+        # mode=rw: SQLite itself refuses a missing file, with no window between a check
+        # and the open in which the file could appear or vanish.
+        target = self.path if create else f"{self.path.resolve().as_uri()}?mode=rw"
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None,
+            self._db = sqlite3.connect(target, uri=not create, isolation_level=None,
                                        check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:
+            if not create and not self.path.exists():
+                raise StoreError(f"{self.path}: no such timeline database") from None
             raise StoreError(f"{self.path}: cannot open: {exc}") from None
         try:
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -214,8 +214,9 @@ class Store(Protocol):
         ...
 
 
-def open_store(url: str | Path, *, pool_size: int = 10) -> Store:
-    """The store a URL names.
+def open_store(url: str | Path, *, pool_size: int = 10, create: bool = True) -> Store:
+    """The store a URL names (with ``create=False`` a missing SQLite file is a
+    :class:`StoreError`, not a new empty database: for commands that only read).
 
     ``sqlite:///relative.db``, ``sqlite:////absolute/path.db`` or a plain path: a
     :class:`~marrow_triage.timeline.SQLiteStore`. ``postgresql://user@host:port/db?...``
@@ -245,7 +246,7 @@ def open_store(url: str | Path, *, pool_size: int = 10) -> Store:
         path = text
     from marrow_triage.timeline.sqlite import SQLiteStore
 
-    return SQLiteStore(path)
+    return SQLiteStore(path, create=create)
 
 
 def _redact(url: str) -> str:

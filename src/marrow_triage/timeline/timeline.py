@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from marrow_triage.engine.durable import EvaluatorPool, fact_members
-from marrow_triage.engine.encode import compile_timeline
+from marrow_triage.engine.encode import compile_timeline, timeline_levels
 from marrow_triage.engine.explain import MeasuredValues
 from marrow_triage.engine.triage import TriageEngine, default_engine
 from marrow_triage.errors import Problem, RulePackError, TimelineError
@@ -37,6 +37,7 @@ from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.conditions import condition_fields
 from marrow_triage.pack.facts import HISTORY_FACT_FIELDS, FactValue, report_facts
 from marrow_triage.pack.spec import HistorySettings, RulePack
+from marrow_triage.pack.templates import render
 from marrow_triage.timeline.history import Earlier, History, derive, describe_time
 from marrow_triage.timeline.store import (
     MAX_AT,
@@ -158,10 +159,8 @@ class Timeline:
         self.settings: HistorySettings = engine.pack.history
         self.expire_after = timedelta(days=expire_after_days)
         self.clock = clock or (lambda: datetime.now(UTC))
-        escalations = [r for r in self.pack.rules if r.is_escalation]
-        self._escalation_ids = {r.id for r in escalations}
-        levels = {r.id: r.level for r in (*self.pack.timeline_rules, *escalations)}
-        self._evaluators = EvaluatorPool(compile_timeline(self.pack), levels)
+        self._escalation_ids = {r.id for r in self.pack.rules if r.is_escalation}
+        self._evaluators = EvaluatorPool(compile_timeline(self.pack), timeline_levels(self.pack))
 
     def record(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
                at: datetime, *, checkin_id: str | None = None,
@@ -329,8 +328,10 @@ class Timeline:
     def _timeline_finding(self, rule_id: str, report: SymptomReport,
                           facts: Mapping[str, FactValue], history: History) -> Finding:
         rule = self.pack.timeline_rule(rule_id)
-        explanation = rule.explanation.format_map(
-            _MeasuredWithHistory(report, facts, self.engine.explainer.words))
+        measured = _MeasuredWithHistory(report, facts, self.engine.explainer.words)
+        settings = {} if self.pack.history is None else self.pack.history.placeholders()
+        explanation = render(rule.explanation,
+                             lambda name: settings.get(name) or measured.get(name))
         used = [e for name in condition_fields(rule.when) for e in history.evidence.get(name, ())]
         # Not set(): its order varies with string hashing from one process to the next,
         # and check-ins at the same instant must be listed the same way by every replica.
@@ -349,9 +350,10 @@ def _result_order(finding: Finding) -> tuple[int, str]:
 class _MeasuredWithHistory(MeasuredValues):
     """Renders the placeholders of a timeline rule's explanation, history facts too."""
 
-    def __missing__(self, name: str) -> str:
+    def get(self, name: str) -> str | None:
+        """The value shown for placeholder ``name``, history facts too."""
         if name not in HISTORY_FACT_FIELDS:
-            return super().__missing__(name)
+            return super().get(name)
         value = self._facts.get(name)
         if value is None:
             return "not known"

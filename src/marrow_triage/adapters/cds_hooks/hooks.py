@@ -25,12 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import jwt
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from marrow_triage.errors import CdsAuthError
+from marrow_triage.errors import CdsAuthError, InstallError
 from marrow_triage.models import TriageResult, Urgency
 from marrow_triage.pack.spec import RulePack
+
+try:
+    import jwt
+except ImportError as exc:  # one line naming the extra, not a traceback
+    raise InstallError.missing_extra("marrow_triage.adapters.cds_hooks", "service", exc) from None
 
 __all__ = [
     "ALGORITHMS",

@@ -1,7 +1,8 @@
 """The ``marrow-triage`` command line: triage a report, check and document a rule pack.
 
 Exit codes: 0 success, 2 invalid input or invalid rule pack (one line per problem on
-stderr, never a traceback), 1 for an internal engine failure.
+stderr, never a traceback; with ``check --ndjson``: any line that could not be triaged),
+1 for an internal engine failure.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from marrow_triage._version import __version__
 from marrow_triage.adapters.cli.change import rules_diff, rules_release, rules_trace
 from marrow_triage.adapters.cli.files import write_atomic
+from marrow_triage.adapters.cli.ndjson import triage_lines
 from marrow_triage.adapters.cli.packs import (
     BaseOption,
     LocaleOption,
@@ -31,14 +36,15 @@ from marrow_triage.adapters.cli.packs import (
     pick_locale,
 )
 from marrow_triage.adapters.cli.report_input import (
+    MAX_ERROR_LINES,
     fail,
     problem_lines,
     read_report,
     validation_lines,
 )
 from marrow_triage.adapters.cli.timeline import timeline_app
-from marrow_triage.engine.triage import EngineError, TriageEngine
-from marrow_triage.errors import RulePackError, StoreError
+from marrow_triage.engine.triage import EngineError, TriageEngine, compile_everything
+from marrow_triage.errors import InstallError, RulePackError, StoreError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.pack.loader import default_rules_path
@@ -69,6 +75,23 @@ rules_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"marrow-triage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version of marrow-triage and exit.")] = False,
+) -> None:
+    pass
+
+
 app.add_typer(rules_app, name="rules")
 rules_app.command("diff")(rules_diff)
 rules_app.command("release")(rules_release)
@@ -91,6 +114,13 @@ def check(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print only the result as JSON (machine-readable).")
     ] = False,
+    ndjson: Annotated[
+        bool, typer.Option(
+            "--ndjson",
+            help="FILE holds one report per line (NDJSON): write one result per line, in "
+                 "order, and for a line that cannot be triaged an error line with its line "
+                 "number and problems, without stopping. Exit status 2 if any line failed.")
+    ] = False,
     rules: RulesOption = None,
     base: BaseOption = None,
     locale: LocaleOption = None,
@@ -102,7 +132,12 @@ def check(
     Example: echo '{"hours_since_procedure": 20}' | marrow-triage check - --json
 
     Example: marrow-triage check --rules examples/overlays/uk-site --locale es report.json
+    Example: marrow-triage check --ndjson examples/nurse-line-calls.ndjson > results.ndjson
     """
+    if ndjson:
+        engine = load_engine(rules, base)
+        _check_ndjson(file, engine, pick_locale(engine, locale))
+        return
     report = read_report(file)
     engine = load_engine(rules, base)
     chosen = pick_locale(engine, locale)
@@ -114,6 +149,61 @@ def check(
         typer.echo(result.model_dump_json(indent=2))
         return
     print_result(result, Console(highlight=False))
+
+
+def _check_ndjson(file: str, engine: TriageEngine, locale: str | None) -> None:
+    """``check --ndjson``: exit 0 when every line was triaged, 2 when any was not."""
+    try:
+        source: BinaryIO = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        fail([f"{file}: cannot read: {exc.strerror or exc}"])
+    total = None if file == "-" else os.fstat(source.fileno()).st_size
+    with source, _progress(total) as progress:
+        try:
+            summary = triage_lines(engine, source, sys.stdout.write, progress, locale)
+        except EngineError as exc:
+            fail([f"internal error: {exc}"], code=1)
+        except OSError as exc:
+            fail([f"{file}: cannot read: {exc.strerror or exc}"])
+    sys.stdout.flush()
+    if summary.failed:
+        shown = ", ".join(map(str, summary.failed[:MAX_ERROR_LINES]))
+        more = f" and {len(summary.failed) - MAX_ERROR_LINES} more" if (
+            len(summary.failed) > MAX_ERROR_LINES) else ""
+        word = "line" if len(summary.failed) == 1 else "lines"
+        fail([f"{len(summary.failed)} of {summary.lines} line(s) could not be triaged "
+              f"({word} {shown}{more}): see their error lines in the output"])
+
+
+@contextmanager
+def _progress(total_bytes: int | None) -> Iterator[Callable[[int, int], None] | None]:
+    """Progress on stderr while a long input is triaged; none unless stderr is a terminal
+    (a nurse line's log file must not fill with redraws)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (  # only here: it would slow every command's start
+        BarColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns: list[ProgressColumn] = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total_bytes:
+        columns += [BarColumn(), TaskProgressColumn(), TimeRemainingColumn()]
+    # redirect_stdout=False: results go to stdout as they are, not through the progress display.
+    with Progress(*columns, console=Console(stderr=True), transient=True,
+                  redirect_stdout=False, redirect_stderr=False) as bar:
+        task = bar.add_task("triaging", total=total_bytes or None)
+
+        def update(lines: int, done_bytes: int) -> None:
+            bar.update(task, completed=done_bytes, description=f"{lines:,} line(s) triaged")
+
+        yield update
 
 
 def print_result(result: TriageResult, console: Console) -> None:
@@ -186,7 +276,7 @@ def rules_check(
     """
     try:
         pack = RulePack.from_path(directory, base=base)
-        TriageEngine(pack)  # compiles into durable_rules definitions as well
+        compile_everything(pack)  # what durable_rules refuses only shows when compiled
     except RulePackError as exc:
         fail(problem_lines(exc.problems))
     version_problems = check_versions(pack, directory)
@@ -333,8 +423,10 @@ def serve(
 
         from marrow_triage.adapters.service.app import create_app
         from marrow_triage.adapters.service.server import server_config
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        fail([f"the service needs the [service] extra: {exc}"])
+    except InstallError as exc:
+        fail([str(exc)])
+    except ImportError as exc:  # uvicorn itself: one line naming the extra, no traceback
+        fail([str(InstallError.missing_extra("marrow-triage serve", "service", exc))])
     if host not in ("127.0.0.1", "::1", "localhost"):
         typer.echo(f"warning: listening on {host}, beyond this machine; reports are health "
                    "data: put TLS in front of the service", err=True)

@@ -14,11 +14,12 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
-from marrow_triage.errors import MAX_LISTED_PROBLEMS, Problem
+from marrow_triage._json import checked_text
+from marrow_triage.errors import MAX_LISTED_PROBLEMS, Problem, ReportError
 from marrow_triage.models import SymptomReport, invalid_report
 
 __all__ = ["MAX_ERROR_LINES", "fail", "parse_report", "problem_lines", "read_input",
-           "read_report", "validation_lines"]
+           "read_report", "report_from_json", "validation_lines"]
 
 MAX_ERROR_LINES = MAX_LISTED_PROBLEMS
 
@@ -63,15 +64,29 @@ def read_input(source: str) -> bytes:
 
 
 def parse_report(data: bytes) -> SymptomReport:
-    """Validate report JSON bytes; exits 2 with one line per bad field when invalid."""
+    """Validate report JSON bytes; exits 2 with one line per bad field when invalid.
+
+    A key given twice is refused (naming it), and a UTF-8 byte-order mark is accepted.
+    """
     try:
-        text = data.decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError as exc:
         fail([f"input: not UTF-8 text (byte {exc.start}: {exc.reason})"])
     try:
-        return SymptomReport.model_validate_json(text)
+        return report_from_json(data)
+    except ReportError as exc:
+        fail(problem_lines(exc.problems))
     except ValidationError as exc:
         fail(validation_lines(exc))
+
+
+def report_from_json(data: bytes) -> SymptomReport:
+    """The report in JSON bytes, read strictly (see :mod:`marrow_triage._json`).
+
+    Raises :class:`~marrow_triage.errors.DuplicateKeyError` for a key given twice, or
+    pydantic's ``ValidationError`` (not UTF-8, not JSON, or an invalid report).
+    """
+    return SymptomReport.model_validate_json(checked_text(data))
 
 
 def read_report(source: str) -> SymptomReport:

@@ -1,7 +1,8 @@
 """``marrow-triage timeline``: record, show, forget and expire check-ins of patient episodes.
 
-Exit codes: 0 success, 2 invalid input (one line per problem on stderr, no traceback),
-1 for an internal engine or storage failure.
+Exit codes: 0 success, 2 invalid input or a missing database (only ``record`` creates
+one; one line per problem on stderr, no traceback), 1 for an internal engine or storage
+failure.
 """
 
 from __future__ import annotations
@@ -99,11 +100,16 @@ def _warn(unreadable: Iterable[Unreadable]) -> None:
 
 
 @contextmanager
-def _open(db: str, rules: Path | None = None, base: Path | None = None) -> Iterator[Timeline]:
-    """The timeline in ``db`` weighed with the pack asked for, closed when done."""
+def _open(db: str, rules: Path | None = None, base: Path | None = None, *,
+          create: bool = False) -> Iterator[Timeline]:
+    """The timeline in ``db`` weighed with the pack asked for, closed when done.
+
+    Only ``record`` creates a missing database: for the others a mistyped path is an
+    error (exit 2), not an empty timeline left behind on disk.
+    """
     engine = load_engine(rules, base) if rules is not None else None
     try:
-        store = open_store(db)
+        store = open_store(db, create=create)
     except StoreError as exc:
         fail([f"--db: {p}" for p in exc.problems])
     try:
@@ -154,7 +160,7 @@ def record(
     report = read_report(file)
     if base is not None and rules is None:
         fail(["--base: give --rules OVERLAY as well; --base names the pack it extends"])
-    with _open(db, rules, base) as timeline:
+    with _open(db, rules, base, create=True) as timeline:
         try:
             recorded = timeline.record_checkin(episode_id, report, when,
                                                checkin_id=checkin_id, now=clock)

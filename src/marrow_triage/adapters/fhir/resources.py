@@ -33,8 +33,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from marrow_triage._json import loads
 from marrow_triage.audit import library_version
-from marrow_triage.errors import Problem, QuestionnaireResponseError, suggest
+from marrow_triage.errors import (
+    InstallError,
+    Problem,
+    QuestionnaireResponseError,
+    ReportError,
+    suggest,
+)
 from marrow_triage.models import (
     Finding,
     RulesetInfo,
@@ -48,10 +55,8 @@ try:
     from fhir.resources.R4B.codesystem import CodeSystem
     from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
     from fhir.resources.R4B.riskassessment import RiskAssessment
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "marrow_triage.adapters.fhir needs fhir.resources: pip install 'marrow-triage[fhir]'"
-    ) from exc
+except ImportError as exc:  # one line naming the extra, not a traceback into fhir.resources
+    raise InstallError.missing_extra("marrow_triage.adapters.fhir", "fhir", exc) from None
 
 __all__ = [
     "ACCEPTED_STATUSES",
@@ -208,10 +213,13 @@ def _code_system(
 # -- QuestionnaireResponse -> SymptomReport --------------------------------------------
 
 
-def from_questionnaire_response(qr: Mapping[str, Any] | QuestionnaireResponse) -> SymptomReport:
+def from_questionnaire_response(
+    qr: Mapping[str, Any] | QuestionnaireResponse | str | bytes,
+) -> SymptomReport:
     """Read a completed check-in (a QuestionnaireResponse to :func:`questionnaire`).
 
-    ``qr`` is the resource as parsed JSON (a dict) or a fhir.resources R4B
+    ``qr`` is the resource as JSON text (read strictly: a key given twice is refused,
+    a UTF-8 byte-order mark accepted), as parsed JSON (a dict) or a fhir.resources R4B
     ``QuestionnaireResponse``. It is validated as FHIR, must reference this
     Questionnaire (``questionnaire`` is its url, optionally ``|version``), and each
     answer must have the type of its question. An unanswered question stays unset in
@@ -235,10 +243,20 @@ def from_questionnaire_response(qr: Mapping[str, Any] | QuestionnaireResponse) -
         ) from None
 
 
-def _resource_json(qr: Mapping[str, Any] | QuestionnaireResponse) -> Mapping[str, Any]:
-    """The resource as parsed JSON; it must say it is a QuestionnaireResponse."""
-    if isinstance(qr, Mapping):
-        raw: Any = qr
+def _resource_json(
+    qr: Mapping[str, Any] | QuestionnaireResponse | str | bytes,
+) -> Mapping[str, Any]:
+    """The resource as parsed JSON; it must say it is a QuestionnaireResponse.
+
+    Text is read strictly: a key given twice is refused, a byte-order mark accepted.
+    """
+    if isinstance(qr, str | bytes | bytearray):
+        try:
+            raw: Any = loads(qr)
+        except ReportError as exc:
+            raise QuestionnaireResponseError(exc.problems) from None
+    elif isinstance(qr, Mapping):
+        raw = qr
     elif callable(getattr(qr, "model_dump_json", None)):  # a fhir.resources model (R4B or R5)
         raw = json.loads(qr.model_dump_json())
     else:

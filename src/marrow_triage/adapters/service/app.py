@@ -13,6 +13,8 @@ Reports are health data, so:
 * Every answer carries ``Cache-Control: no-store`` and the usual security headers; no
   Swagger UI is served (it loads scripts from a CDN): the API is ``/openapi.json``.
 * The body size limit (413) is enforced while reading, whatever ``Content-Length`` says.
+* A JSON body is read strictly before any handler sees it: a key given twice, or a body
+  that is not JSON, is a 422 naming it (``detail[].loc`` starts with ``"body"``).
 * Nothing here logs a request body or an error message that could quote one; a failure
   inside a handler is logged by exception class only and answered with a generic 500.
 
@@ -38,13 +40,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Body, Depends, FastAPI, Header, Request, Response
-from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from marrow_triage import _json as strict_json
+from marrow_triage._version import __version__
+from marrow_triage.errors import DuplicateKeyError, InstallError, ReportError
+
+try:
+    from fastapi import Body, Depends, FastAPI, Header, Request, Response
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from fastapi.security import HTTPBearer
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ImportError as exc:  # one line naming the extra, not a traceback into fastapi
+    raise InstallError.missing_extra("marrow_triage.adapters.service", "service", exc) from None
 
 from marrow_triage.adapters.cds_hooks.hooks import (
     PREFETCH_KEY,
@@ -59,7 +69,7 @@ from marrow_triage.adapters.cds_hooks.hooks import (
 )
 from marrow_triage.adapters.service.timeline import TimelineService, timeline_router
 from marrow_triage.engine.triage import TriageEngine
-from marrow_triage.errors import CdsPrefetchError, ReportError
+from marrow_triage.errors import CdsPrefetchError
 from marrow_triage.errors import Problem as ErrorProblem
 from marrow_triage.models import (
     PackRef,
@@ -183,7 +193,6 @@ class FeedbackCounts(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "The body is not parseable JSON."},
     401: {"model": Problem, "description": "Missing or wrong credentials."},
     413: {"model": Problem, "description": "Request body too large."},
     503: {"model": Problem, "description": "Authentication is not configured."},
@@ -226,7 +235,12 @@ class _Gate:
         if body is _Unread.TOO_LARGE:
             await self._too_large(scope, receive, send)
         elif body is not _Unread.CLIENT_GONE:
-            await self._run_guarded(scope, _replaying(body, receive), send)
+            refusal = _unreadable_json(body) if body and _is_json(
+                headers.get("content-type")) else None
+            if refusal is not None:
+                await refusal(scope, receive, send)
+            else:
+                await self._run_guarded(scope, _replaying(body, receive), send)
 
     async def _read_body(self, scope: Scope, receive: Receive,
                          headers: Mapping[str, str]) -> bytes | _Unread:
@@ -394,6 +408,31 @@ def _operation_outcome(status: int, text: str, diagnostics: str) -> JSONResponse
     }, status_code=status)
 
 
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI would read the body as JSON (it does when no type is given)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                            and media.endswith("+json"))
+
+
+def _unreadable_json(body: bytes) -> JSONResponse | None:
+    """A 422 for a body that is not JSON or gives a key twice (FastAPI's own parser would
+    keep the last value, so a duplicated ``temperature`` could hide a fever)."""
+    try:
+        strict_json.loads(body)
+    except DuplicateKeyError as exc:
+        detail = [{"loc": ["body", *path], "msg": problem.message, "type": "duplicate_key"}
+                  for path, problem in zip(exc.paths, exc.problems, strict=True)]
+    except ReportError as exc:
+        detail = [{"loc": ["body"], "msg": problem.message, "type": "json_invalid"}
+                  for problem in exc.problems]
+    else:
+        return None
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def _rule_entry(engine: TriageEngine, rule: RuleSpec) -> RuleEntry:
     return RuleEntry(id=rule.id, title=rule.title, level=rule.level,
                      when=rule_condition_in_words(rule), source=engine.pack.source(rule))
@@ -519,7 +558,7 @@ def create_app(
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
         title="marrow_triage",
-        version=engine.pack.version,
+        version=__version__,  # the library's; the rule pack's is in GET /v1/rules
         description=(
             "Explained urgency triage of symptoms reported after a bone marrow aspiration or "
             "biopsy. Supports, and does not replace, clinical judgement."
