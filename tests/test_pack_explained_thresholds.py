@@ -34,8 +34,11 @@ def test_a_threshold_stated_only_as_a_scale_digit_is_refused(pack_copy: Path) ->
 
 
 def test_a_fever_threshold_described_as_another_is_refused(pack_copy: Path) -> None:
-    edit(pack_copy, "warning-signs.yaml", lambda d: rule(d, "fever")["when"].update(
-        temperature_c={"at_least": 38.0}))
+    # The threshold written as a number (not the pack's parameter) and a text stating another.
+    edit(pack_copy, "warning-signs.yaml", lambda d: rule(d, "fever").update(
+        when={"temperature_c": {"at_least": 38.0}},
+        explanation="Temperature {temperature_c} is at or above the fever threshold of "
+                    "38.3 °C (101 °F)."))
     error = load_error(pack_copy)
     assert_problem(error, "warning-signs.yaml", "fever", "explanation",
                    "must state the threshold 38 °C")

@@ -92,7 +92,7 @@ def test_a_file_past_the_size_cap_is_refused_unread(pack_copy: Path) -> None:
 def test_a_key_written_twice_is_refused(pack_copy: Path) -> None:
     # YAML keeps the last `when`: the fever test would silently vanish from the rule.
     text = (pack_copy / "warning-signs.yaml").read_text(encoding="utf-8")
-    marker = "      temperature_c: {at_least: 38.3}\n"
+    marker = "      temperature_c: {at_least: $fever_c}\n"
     assert marker in text
     text = text.replace(marker, marker + "    when:\n      chest_pain: {is: true}\n", 1)
     (pack_copy / "warning-signs.yaml").write_text(text, encoding="utf-8")
