@@ -179,6 +179,17 @@ class ReferencePack:
                 out[fact] = reach
         return out
 
+    def questions_in_order(self, report: SymptomReport) -> list[str]:
+        """The report fields to ask about: highest reach first, ties in the order of the
+        report's fields (``SymptomReport``'s field order)."""
+        from marrow_triage.pack.facts import FACT_FIELDS
+
+        field_order = list(SymptomReport.model_fields)
+        reach = {FACT_FIELDS[fact].report_field: level
+                 for fact, level in self.reach(report).items()}
+        return sorted(reach, key=lambda name: (-LEVELS.index(reach[name]),
+                                               field_order.index(name)))
+
     def _question_when(self, question_id: str | None) -> dict[str, Any]:
         for q in self.questions:
             if q["id"] == question_id:

@@ -640,3 +640,15 @@ def test_questions_are_what_could_raise_the_level_in_order(
     assert set(asked) <= set(SymptomReport.model_fields)  # report fields, FHIR linkIds
     ranks = [LEVELS.index(by_report_field[name]) for name in asked]
     assert ranks == sorted(ranks, reverse=True), list(zip(asked, ranks, strict=True))
+    assert asked == reference.questions_in_order(report)  # ties: the report's field order
+
+
+def test_an_answer_that_fires_two_ambers_is_asked_as_urgent(engine: TriageEngine) -> None:
+    """Shivering after a fever-reducing medicine fires two ambers at once (medicine while
+    feverish, temperature not taken), which make urgent: asked before the amber questions."""
+    result = engine.triage({"hours_since_procedure": 0, "took_fever_reducing_medicine": True})
+    asked = [q.field for q in result.questions]
+    assert engine.triage({"hours_since_procedure": 0, "took_fever_reducing_medicine": True,
+                          "chills": True}).level is Urgency.URGENT
+    assert asked.index("chills") < asked.index("site_redness")
+    assert asked.index("feels_feverish") < asked.index("site_redness")

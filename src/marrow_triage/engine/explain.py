@@ -23,6 +23,7 @@ from marrow_triage.models import (
     TriageResult,
     Urgency,
 )
+from marrow_triage.pack.conditions import AllOf, Condition, FieldTest, field_tests
 from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
 from marrow_triage.pack.templates import placeholders, render
@@ -179,6 +180,9 @@ class Explainer:
         schema_order = {name: index for index, name in enumerate(FACT_FIELDS)}
         self._question_order = {q.id: (schema_order[q.field], q.id) for q in asked}
         self._ends = {q.id: pack.needs_unanswered(q.field) for q in asked}
+        # One answer can fire several rules at once (two ambers, hence red): which rules
+        # each answer fires together, per question, from the answers that can matter.
+        self._answer_groups = {q.id: _answer_groups(pack, q.field) for q in asked}
         self._rule_levels = {rule.id: rule.level for rule in pack.rules}
         self._escalations = tuple(
             (rule.when_findings.level, rule.when_findings.at_least, rule.level)
@@ -287,26 +291,32 @@ class Explainer:
                           question_keys: tuple[str, ...]) -> list[str]:
         """Ids of the questions whose answer could raise ``level``, highest reach first.
 
-        Each key names a rule that some answer could make fire; one more finding at its
-        level can also complete an escalation (two ambers make a red), counting out the
-        findings that answering would end (rules that need the field unanswered).
+        Each key names a rule that some answer could make fire. One answer can fire
+        several of them at once, and the findings it adds can complete an escalation (two
+        ambers make a red), counting out the findings that answering would end (rules that
+        need the field unanswered). Ties keep the report's field order, then question id.
         """
         fired = {rule.id for rule in rules}
-        counts = Counter(rule.level for rule in rules)
-        reach: dict[str, Urgency] = {}
+        could_fire: dict[str, set[str]] = {}
         for key in question_keys:
             question_id, rule_id = parse_question_key(key)
-            if rule_id in fired:
-                continue
-            could = self._rule_levels[rule_id]
-            ended = self._ends[question_id] & fired
-            for counted, least, escalated in self._escalations:
-                left = counts[counted] - sum(1 for r in ended
-                                             if self._rule_levels[r] is counted)
-                if could is counted and left + 1 >= least:
-                    could = max(could, escalated)
-            if could > level and could > reach.get(question_id, Urgency.SELF_CARE):
-                reach[question_id] = could
+            if rule_id not in fired:
+                could_fire.setdefault(question_id, set()).add(rule_id)
+        reach: dict[str, Urgency] = {}
+        for question_id, candidates in could_fire.items():
+            kept = fired - self._ends[question_id]
+            for group in self._answer_groups[question_id]:
+                new = group & candidates
+                if not new:
+                    continue
+                could = max(self._rule_levels[r] for r in new)
+                counts = Counter(self._rule_levels[r] for r in kept | new)
+                for counted, least, escalated in self._escalations:
+                    if counts[counted] >= least and any(
+                            self._rule_levels[r] is counted for r in new):
+                        could = max(could, escalated)
+                if could > level and could > reach.get(question_id, Urgency.SELF_CARE):
+                    reach[question_id] = could
         return sorted(reach, key=lambda qid: (-reach[qid].rank, self._question_order[qid]))
 
     def _remember(self, cache: dict[tuple[object, ...], _T], key: tuple[object, ...],
@@ -432,6 +442,56 @@ class MeasuredValues:
         if name not in FACT_FIELDS:
             return None
         return render_value(name, self._report, self._facts, self._words, self._used)
+
+
+def _answer_groups(pack: RulePack, field: str) -> tuple[frozenset[str], ...]:
+    """For each answer to ``field`` that can matter (each value the rules name, each
+    threshold and a hundredth either side, yes and no), the raising rules it would fire
+    together, the rest of each rule taken to hold."""
+    rules = [pack.rule(rule_id) for rule_id in pack.raising_answers(field)]
+    answers: set[object] = {True, False}
+    for rule in rules:
+        assert rule.when is not None  # raising rules are report rules
+        for test in field_tests(rule.when):
+            if test.field != field or test.op == "missing":
+                continue
+            if test.op in ("at_least", "below"):
+                point = Fraction(test.value)  # type: ignore[arg-type]
+                answers.update({point, point - Fraction(1, 100), point + Fraction(1, 100)})
+            elif isinstance(test.value, tuple):
+                answers.update(test.value)
+            else:
+                answers.add(test.value)
+    groups = {frozenset(rule.id for rule in rules
+                        if rule.when is not None and _answer_fires(rule.when, field, answer))
+              for answer in answers}
+    return tuple(sorted((g for g in groups if g), key=sorted))
+
+
+def _answer_fires(condition: Condition, field: str, answer: object) -> bool:
+    """Whether ``condition`` holds with ``field`` answered ``answer``, every test of
+    another fact taken to hold."""
+    if isinstance(condition, FieldTest):
+        if condition.field != field:
+            return True
+        if condition.op == "missing":
+            return condition.value is False
+        if isinstance(answer, bool) != isinstance(condition.value, bool) and \
+                condition.op in ("is", "at_least", "below"):
+            return False
+        try:
+            if condition.op == "at_least":
+                return answer >= condition.value  # type: ignore[operator]
+            if condition.op == "below":
+                return answer < condition.value  # type: ignore[operator]
+        except TypeError:
+            return False
+        if condition.op == "is":
+            return answer == condition.value
+        return answer in condition.value  # type: ignore[operator]
+    if isinstance(condition, AllOf):
+        return all(_answer_fires(part, field, answer) for part in condition.parts)
+    return any(_answer_fires(part, field, answer) for part in condition.parts)
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
