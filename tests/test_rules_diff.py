@@ -217,6 +217,9 @@ def test_cli_reports_file(old_pack: Path, tmp_path: Path) -> None:
     ('{"hours_since_procedure": 3}\n{"hours_since_procedure": 3, "site_pian": 2}\n',
      "reports.ndjson:2: site_pian: Extra inputs are not permitted (did you mean 'site_pain'?)"),
     ('{"hours_since_procedure": 3}\nnot json\n', "reports.ndjson:2: input: Invalid JSON"),
+    # A fever hidden by a second "temperature" key must not reach the diff as 36.5 °C.
+    ('{"hours_since_procedure": 3, "temperature": {"value": 38.5, "unit": "C"}, '
+     '"temperature": {"value": 36.5, "unit": "C"}}\n', "reports.ndjson:1: temperature"),
 ])
 def test_cli_bad_reports_exit_2_naming_line_and_field(old_pack: Path, tmp_path: Path,
                                                       content: str, message: str) -> None:

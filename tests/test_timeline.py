@@ -13,7 +13,15 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from marrow_triage import RulePack, RulePackError, StoreError, TriageEngine, TriageResult, Urgency
+from marrow_triage import (
+    ReportError,
+    RulePack,
+    RulePackError,
+    StoreError,
+    TriageEngine,
+    TriageResult,
+    Urgency,
+)
 from marrow_triage.adapters.cli.main import app
 from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.timeline import SQLiteStore, Store, Timeline, TimelineError
@@ -280,8 +288,11 @@ def test_invalid_input_is_rejected_and_nothing_is_stored(timeline: Timeline) -> 
         timeline.record("ep-1", {"hours_since_procedure": 1}, datetime(2026, 11, 25, 8))
     with pytest.raises(TimelineError, match="episode id"):
         timeline.record("bad id", {"hours_since_procedure": 1}, T0)
-    with pytest.raises(ValidationError):
+    # The library's report error (still a pydantic ValidationError), naming the field.
+    with pytest.raises(ReportError) as bad_field:
         timeline.record("ep-1", {"hours_since_procedure": 1, "site_pian": 3}, T0)
+    assert isinstance(bad_field.value, ValidationError)
+    assert [p.field for p in bad_field.value.problems] == ["site_pian"]
     assert timeline.history("ep-1") == []
 
 

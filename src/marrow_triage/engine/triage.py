@@ -23,8 +23,14 @@ from marrow_triage.errors import BatchReportError, EngineError, LocaleError, Rep
 from marrow_triage.models import SymptomReport, TriageResult, invalid_report
 from marrow_triage.pack.spec import RulePack
 
-__all__ = ["EngineError", "ReportInput", "TriageEngine", "compile_everything",
-           "default_engine"]
+__all__ = [
+    "EngineError",
+    "ReportInput",
+    "TriageEngine",
+    "compile_everything",
+    "default_engine",
+    "validate_report",
+]
 
 ReportInput = SymptomReport | Mapping[str, Any]
 """A report as the engine takes it: a :class:`SymptomReport` or a dict of its JSON form."""
@@ -101,7 +107,7 @@ class TriageEngine:
         engine fails on a valid one.
         """
         explainer = self.explainer_for(locale)
-        validated = _as_report(report)
+        validated = validate_report(report)
         evaluator = self._evaluators.checkout()
         try:
             fired = evaluator.evaluate(report_members(validated))
@@ -153,7 +159,7 @@ class TriageEngine:
                            locale: str | None = None) -> TriageResult:
         """Triage without blocking the event loop (runs in a worker thread)."""
         import asyncio  # here, not at the top: it is a large part of cold start
-        validated = _as_report(report)
+        validated = validate_report(report)
         if locale is None:  # as before locales: a subclass's triage(report) still works
             return await asyncio.to_thread(self.triage, validated)
         return await asyncio.to_thread(self.triage, validated, locale)
@@ -165,7 +171,7 @@ def _validate_batch(reports: Iterable[ReportInput]) -> list[SymptomReport]:
     failures: list[tuple[int, ReportValidationError]] = []
     for index, report in enumerate(reports):
         try:
-            validated.append(_as_report(report))
+            validated.append(validate_report(report))
         except ReportValidationError as exc:
             failures.append((index, exc))
     if failures:
@@ -173,7 +179,8 @@ def _validate_batch(reports: Iterable[ReportInput]) -> list[SymptomReport]:
     return validated
 
 
-def _as_report(report: ReportInput) -> SymptomReport:
+def validate_report(report: ReportInput) -> SymptomReport:
+    """The report as a :class:`SymptomReport`; a :class:`ReportValidationError` if invalid."""
     if isinstance(report, SymptomReport):
         return report
     try:

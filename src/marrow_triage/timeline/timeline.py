@@ -31,7 +31,7 @@ from typing import Any
 from marrow_triage.engine.durable import EvaluatorPool, fact_members
 from marrow_triage.engine.encode import compile_timeline, timeline_levels
 from marrow_triage.engine.explain import MeasuredValues
-from marrow_triage.engine.triage import TriageEngine, default_engine
+from marrow_triage.engine.triage import TriageEngine, default_engine, validate_report
 from marrow_triage.errors import Problem, RulePackError, TimelineError
 from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.conditions import condition_fields
@@ -188,8 +188,7 @@ class Timeline:
             check_checkin_id(checkin_id)
         when = check_time(at)
         clock = check_time(self.clock() if now is None else now, "now")
-        validated = report if isinstance(report, SymptomReport) else \
-            SymptomReport.model_validate(report)
+        validated = validate_report(report)
         single = self.engine.triage(validated)
         ahead = timedelta(minutes=self.settings.checkin_ahead_of_clock_minutes)
         if when > clock + ahead:

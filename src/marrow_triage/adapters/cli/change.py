@@ -14,13 +14,14 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from marrow_triage._json import checked_text
 from marrow_triage.adapters.cli.files import write_atomic
 from marrow_triage.adapters.cli.report_input import fail, validation_lines
 from marrow_triage.change import compare_engines, impact_json, impact_markdown, impact_text
 from marrow_triage.change.impact import report_batches
 from marrow_triage.change.trace import TracedExample, build_trace, render_trace
 from marrow_triage.engine.triage import EngineError, TriageEngine
-from marrow_triage.errors import RulePackError
+from marrow_triage.errors import ReportError, RulePackError
 from marrow_triage.models import SymptomReport
 from marrow_triage.pack.spec import RulePack
 from marrow_triage.pack.versions import RECORD_COMMAND, check_versions, record_version
@@ -52,10 +53,12 @@ def _read_ndjson(path: Path) -> list[SymptomReport]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            reports.append(SymptomReport.model_validate_json(line))
+        try:  # read strictly: a key given twice must not hide a value from the diff
+            reports.append(SymptomReport.model_validate_json(checked_text(line)))
         except ValidationError as exc:
             problems += [f"{path.name}:{number}: {line}" for line in validation_lines(exc)]
+        except ReportError as exc:
+            problems += [f"{path.name}:{number}: {problem}" for problem in exc.problems]
         if len(problems) >= 10:
             break
     if problems:
