@@ -259,7 +259,30 @@ def _base_content(layer: Layer, problems: list[Problem]) -> Merged:
 def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> RulePack:
     """Validate, resolve and check merged content into a :class:`RulePack`."""
     meta = _validate_meta(merged, problems) if meta_read else None
-    specs: dict[str, dict[str, tuple[str, Any]]] = {kind: {} for kind in ITEM_KINDS}
+    specs = _validate_items(merged, meta, problems)
+    if meta is None:
+        raise RulePackError(problems)
+    constants = _constants(meta, merged, problems)
+    routes = dict(sorted(meta.routes.items()))
+    for kind in ITEM_KINDS:
+        for item_id, (label, spec) in list(specs[kind].items()):
+            specs[kind][item_id] = (label, _resolved(spec, label, constants, problems))
+    texts = _filled_texts(meta, constants, merged, problems)
+    _check_pack(meta, merged, specs, problems)
+    translations = _translations(merged, constants, routes, texts, specs)
+    if problems:
+        raise RulePackError(problems)
+    return _assemble(meta, merged, specs, routes, texts, translations)
+
+
+_Specs = dict[str, dict[str, tuple[str, Any]]]
+"""Validated items by kind (``rules``, ``questions``, ``timeline_rules``), then by id:
+the label of the file that gave each, and its spec."""
+
+
+def _validate_items(merged: Merged, meta: PackMeta | None, problems: list[Problem]) -> _Specs:
+    """Each rule, question and timeline rule validated against its schema."""
+    specs: _Specs = {kind: {} for kind in ITEM_KINDS}
     models: dict[str, type[Any]] = {"rules": RuleSpec, "questions": QuestionSpec,
                                     "timeline_rules": TimelineRuleSpec}
     # The merged parameters are the context rule conditions ($name) are validated in.
@@ -270,14 +293,11 @@ def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> R
             spec = _validate(models[kind], data, label, item_id, problems, context)
             if spec is not None:
                 specs[kind][item_id] = (label, spec)
-    if meta is None:
-        raise RulePackError(problems)
-    constants = _constants(meta, merged, problems)
-    routes = dict(sorted(meta.routes.items()))
-    for kind in ITEM_KINDS:
-        for item_id, (label, spec) in list(specs[kind].items()):
-            specs[kind][item_id] = (label, _resolved(spec, label, constants, problems))
-    texts = _filled_texts(meta, constants, merged, problems)
+    return specs
+
+
+def _check_pack(meta: PackMeta, merged: Merged, specs: _Specs, problems: list[Problem]) -> None:
+    """The checks beyond each item's schema: routes, rules, engine limits, citations."""
     _check_routes_used(meta, merged, problems)
     rules, questions, timeline = specs["rules"], specs["questions"], specs["timeline_rules"]
     check_rules(meta, rules, questions, problems)
@@ -298,12 +318,14 @@ def _build(merged: Merged, problems: list[Problem], meta_read: bool = True) -> R
                 merged.label_of(where), None, where,
                 f"unknown document {parameter.source.document!r}"
                 f"{suggest(parameter.source.document, tuple(meta.documents))}"))
-    translations = _translations(merged, constants, routes, texts, specs)
-    if problems:
-        raise RulePackError(problems)
-    ordered_rules = tuple(spec for _, (_, spec) in sorted(rules.items()))
-    ordered_questions = tuple(spec for _, (_, spec) in sorted(questions.items()))
-    ordered_timeline = tuple(spec for _, (_, spec) in sorted(timeline.items()))
+
+
+def _assemble(meta: PackMeta, merged: Merged, specs: _Specs, routes: dict[str, str],
+              texts: dict[str, str], translations: dict[str, Translation]) -> RulePack:
+    """The checked content, in canonical order, hashed into a :class:`RulePack`."""
+    ordered_rules = tuple(spec for _, (_, spec) in sorted(specs["rules"].items()))
+    ordered_questions = tuple(spec for _, (_, spec) in sorted(specs["questions"].items()))
+    ordered_timeline = tuple(spec for _, (_, spec) in sorted(specs["timeline_rules"].items()))
     documents = dict(sorted(meta.documents.items()))
     overlays = OverlayLog(
         changed={k: tuple(v) for k, v in sorted(merged.changed.items())},
