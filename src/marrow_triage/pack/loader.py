@@ -43,6 +43,7 @@ from marrow_triage.pack.overlay import (
     Merged,
     check_extends,
     merge_overlay,
+    pack_yaml_problems,
 )
 from marrow_triage.pack.spec import (
     DisableSpec,
@@ -354,13 +355,7 @@ def _validate_meta(merged: Merged, problems: list[Problem]) -> PackMeta | None:
     try:
         return PackMeta.model_validate(merged.meta)
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "pack.yaml"
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                message = "unknown field" + suggest(str(error["loc"][-1]),
-                                                    tuple(PackMeta.model_fields))
-            problems.append(Problem.in_pack(merged.label_of(where), None, where, message))
+        problems += pack_yaml_problems(exc, PackMeta, merged.label_of)
         return None
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from marrow_triage.errors import ConditionError, Problem
 from marrow_triage.models import PackRef, Urgency
@@ -117,18 +117,26 @@ def content_digest(layer: Layer) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def pack_yaml_problems(exc: ValidationError, model: type[BaseModel],
+                       label_of: Callable[[str], str]) -> list[Problem]:
+    """One problem per error in a ``pack.yaml``, unknown fields with a "did you mean";
+    ``label_of(where)`` names the file that gave the field at fault."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "pack.yaml"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field" + suggest(str(error["loc"][-1]), tuple(model.model_fields))
+        problems.append(Problem.in_pack(label_of(where), None, where, message))
+    return problems
+
+
 def check_extends(layer: Layer, parent: RulePack, problems: list[Problem]) -> OverlayMeta | None:
     """The overlay's validated ``pack.yaml``, if the pack found is the one it extends."""
     try:
         meta = OverlayMeta.model_validate(layer.meta)
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "pack.yaml"
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                message = "unknown field" + suggest(str(error["loc"][-1]),
-                                                    tuple(OverlayMeta.model_fields))
-            problems.append(Problem.in_pack(layer.meta_label, None, where, message))
+        problems += pack_yaml_problems(exc, OverlayMeta, lambda _where: layer.meta_label)
         return None
     found = f"{parent.name} {parent.version}"
     if meta.extends.pack != parent.name:
