@@ -27,6 +27,7 @@ from fractions import Fraction
 from typing import Any
 
 from marrow_triage import RulePack, Urgency
+from marrow_triage.engine.encode import question_key, unconditional_questions
 from marrow_triage.pack.conditions import AllOf, AnyOf, Condition, FieldTest
 
 __all__ = ["compile_jdm", "zen_level"]
@@ -93,9 +94,14 @@ def compile_jdm(pack: RulePack) -> dict[str, Any]:
     escalations = [r for r in pack.rules if r.when_findings is not None]
     rows = [(_expr(r.when), "rule", r.id, r.level.value) for r in report_rules
             if r.when is not None]
+    # As the engine does: one row per rule an answer to the question could fire, except
+    # the keys that hold whenever the field is unanswered, which the caller reads from
+    # the report in both engines (encode.unconditional_questions).
+    read_from_report = {key for keys in unconditional_questions(pack).values() for key in keys}
     for question in pack.questions_to_ask:
-        # As the engine does: one row per rule an answer to the question could fire.
         for rule_id, rest in pack.raising_answers(question.field).items():
+            if question_key(question.id, rule_id) in read_from_report:
+                continue
             expr = f"({question.field} == null)"
             if question.when is not None:
                 expr = f"({expr} and {_expr(question.when)})"

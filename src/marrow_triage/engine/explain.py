@@ -9,12 +9,11 @@ translated is shown in English and listed in the result's ``fallbacks``.
 from __future__ import annotations
 
 import operator
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Protocol, TypeVar
 
-from marrow_triage.engine.encode import parse_question_key
+from marrow_triage.engine.encode import question_key, unconditional_questions
 from marrow_triage.models import (
     Finding,
     Question,
@@ -26,7 +25,7 @@ from marrow_triage.models import (
 from marrow_triage.pack.conditions import AllOf, Condition, FieldTest, field_tests
 from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
-from marrow_triage.pack.templates import placeholders, render
+from marrow_triage.pack.templates import render, rendered_names
 from marrow_triage.pack.texts import RULE_TEXT_FIELDS
 from marrow_triage.units import decimal_of, format_number, format_temperature
 
@@ -164,6 +163,8 @@ class Explainer:
         self._acknowledged = dict(pack.overlays.acknowledged)
         # Which report fields an explanation shows is the same in every locale (the loader
         # checks that translations keep the English placeholders).
+        self._shown_facts = {rule.id: _shown_facts(rule.explanation)
+                             for rule in pack.rules if rule.when_findings is None}
         self._read_shown: dict[str, Callable[[SymptomReport], object]] = {
             rule.id: _shown_reader(rule.explanation)
             for rule in pack.rules if rule.when_findings is None}
@@ -183,10 +184,28 @@ class Explainer:
         # One answer can fire several rules at once (two ambers, hence red): which rules
         # each answer fires together, per question, from the answers that can matter.
         self._answer_groups = {q.id: _answer_groups(pack, q.field) for q in asked}
-        self._rule_levels = {rule.id: rule.level for rule in pack.rules}
+        # Question reach works on level ranks (ints): it runs for every unanswered field.
+        self._rule_ranks = {rule.id: rule.level.rank for rule in pack.rules}
         self._escalations = tuple(
-            (rule.when_findings.level, rule.when_findings.at_least, rule.level)
+            (rule.when_findings.level.rank, rule.when_findings.at_least, rule.level.rank)
             for rule in pack.rules if rule.when_findings is not None)
+        self._reaches: dict[tuple[object, ...], int] = {}
+        # Each question key (a question, and a rule an answer could fire) is a bit, so the
+        # questions that fired are one int: cheap to key caches by and to split by question.
+        pairs = sorted((q.id, rule_id) for q in asked for rule_id in pack.raising_answers(q.field))
+        self._question_bits = {question_key(*pair): 1 << bit for bit, pair in enumerate(pairs)}
+        self._bit_rules = {1 << bit: rule_id for bit, (_, rule_id) in enumerate(pairs)}
+        # The question keys that hold whenever a field is unanswered are not compiled
+        # (encode.unconditional_questions): read here from the report, per field.
+        self._unanswered_masks = tuple(
+            (FACT_FIELDS[fact].report_field, sum(self._question_bits[key] for key in keys))
+            for fact, keys in unconditional_questions(pack).items())
+        self._question_masks = tuple(
+            (q.id, sum(1 << bit for bit, (qid, _) in enumerate(pairs) if qid == q.id),
+             frozenset(self._ends[q.id])) for q in asked)
+        self._rule_question_masks = {
+            rule.id: sum(1 << bit for bit, (_, rid) in enumerate(pairs) if rid == rule.id)
+            for rule in pack.rules}
         watch_keys = [f"watch_for.{name}" for name in pack.watch_for]
         self._watch_for = tuple(texts.text(key)[0] for key in watch_keys)
         self._watch_for_fallbacks = texts.fallbacks(watch_keys)
@@ -203,14 +222,15 @@ class Explainer:
                                     chain=pack.chain)
         self._findings: dict[tuple[object, ...], tuple[Finding, tuple[str, ...]]] = {}
         self._results: dict[tuple[object, ...], TriageResult] = {}
+        self._outlines: dict[tuple[object, ...], TriageResult] = {}
         self._max_cached = max_cached
 
     def build(self, report: SymptomReport, fired_rules: Iterable[str],
               fired_questions: Iterable[str]) -> TriageResult:
-        """The result for ``report`` given the ids of the rules and questions that fired."""
+        """The result for ``report`` given the ids of the rules and question keys that
+        fired (the engine's; the unconditional question keys are read from ``report``)."""
         ordered = sorted(fired_rules, key=self._order.__getitem__)
         rules = [self._rules[rule_id] for rule_id in ordered]
-        facts: dict[str, FactValue] | None = None
         findings = []
         keys = []
         for rule in rules:
@@ -221,32 +241,55 @@ class Explainer:
                 key = (rule.id, self._read_shown[rule.id](report))
             cached = self._findings.get(key)
             if cached is None:
-                if facts is None:
-                    facts = report_facts(report)
+                # Only the facts the explanation shows: exact values cost fractions.
+                facts = report_facts(report, self._shown_facts.get(rule.id, ()))
                 cached = self._remember(self._findings, key,
                                         self._finding(rule, rules, report, facts))
             findings.append(cached)
             keys.append(key)
-        question_ids = tuple(sorted(set(fired_questions)))
+        bits = self._question_bits
+        asked = 0
+        for question in fired_questions:
+            asked |= bits[question]
+        answers = report.__dict__
+        for field, mask in self._unanswered_masks:
+            if answers[field] is None:
+                asked |= mask
         # A result is a function of its findings and questions, each cached by a key
-        # that determines it, so the pair of key lists determines the result.
-        result_key = (tuple(keys), question_ids)
+        # that determines it, so the findings' keys and the questions' bits determine it.
+        result_key = (tuple(keys), asked)
         result = self._results.get(result_key)
         if result is None:
             result = self._remember(self._results, result_key,
-                                    self._result(rules, findings, question_ids))
+                                    self._result(rules, findings, asked))
         return result
 
     def _result(self, rules: list[RuleSpec],
                 findings: list[tuple[Finding, tuple[str, ...]]],
-                question_ids: tuple[str, ...]) -> TriageResult:
+                question_mask: int) -> TriageResult:
+        """The result: its outline (everything but the findings, which show measured
+        values) is the same for every report that fired the same rules and questions."""
+        outline_key = (tuple(rule.id for rule in rules), question_mask)
+        outline = self._outlines.get(outline_key)
+        if outline is None:
+            outline = self._remember(self._outlines, outline_key,
+                                     self._outline(rules, question_mask))
+        value_fallbacks = {key for _, keys in findings for key in keys}
+        # model_copy does not validate again: the outline and each finding were
+        # validated when made, and findings is the same type the outline holds.
+        return outline.model_copy(update={
+            "findings": tuple(finding for finding, _ in findings),
+            "fallbacks": tuple(sorted(value_fallbacks.union(outline.fallbacks)))
+            if value_fallbacks else outline.fallbacks})
+
+    def _outline(self, rules: list[RuleSpec], question_mask: int) -> TriageResult:
+        """A result with no findings yet, for the rules and questions that fired."""
         level = rules[0].level if rules else Urgency.SELF_CARE
         label, action = self._levels[level]
-        asked = self._questions_to_ask(level, rules, question_ids)
+        asked = self._questions_to_ask(level, rules, question_mask)
         questions = tuple(self._questions[qid] for qid in asked)
         summary, summary_keys = self._summary_of(level, rules, len(questions))
-        fallbacks = [key for _, keys in findings for key in keys]
-        fallbacks += [key for rule in rules for key in self._rule_fallbacks[rule.id]]
+        fallbacks = [key for rule in rules for key in self._rule_fallbacks[rule.id]]
         fallbacks += [key for qid in asked for key in self._question_fallbacks[qid]]
         fallbacks += self._level_fallbacks[level]
         fallbacks += [key for name in summary_keys for key in self._summary_fallbacks[name]]
@@ -259,7 +302,7 @@ class Explainer:
             level_label=label,
             action=action,
             summary=summary,
-            findings=tuple(finding for finding, _ in findings),
+            findings=(),
             advice=advice,
             reassurance=self.reassurance(level, rules),
             questions=questions,
@@ -288,36 +331,65 @@ class Explainer:
         return _unique(text for rule in fired for text in self._reassurance.get(rule.id, ()))
 
     def _questions_to_ask(self, level: Urgency, rules: list[RuleSpec],
-                          question_keys: tuple[str, ...]) -> list[str]:
+                          question_mask: int) -> list[str]:
         """Ids of the questions whose answer could raise ``level``, highest reach first.
 
-        Each key names a rule that some answer could make fire. One answer can fire
-        several of them at once, and the findings it adds can complete an escalation (two
-        ambers make a red), counting out the findings that answering would end (rules that
-        need the field unanswered). Ties keep the report's field order, then question id.
+        ``question_mask`` has the bit of each question key that fired: a question, and a
+        rule some answer could make fire. One answer can fire several of them at once, and
+        the findings it adds can complete an escalation (two ambers make a red), counting
+        out the findings that answering would end (rules that need the field unanswered).
+        Ties keep the report's field order, then question id.
         """
         fired = {rule.id for rule in rules}
-        could_fire: dict[str, set[str]] = {}
-        for key in question_keys:
-            question_id, rule_id = parse_question_key(key)
-            if rule_id not in fired:
-                could_fire.setdefault(question_id, set()).add(rule_id)
-        reach: dict[str, Urgency] = {}
-        for question_id, candidates in could_fire.items():
-            kept = fired - self._ends[question_id]
-            for group in self._answer_groups[question_id]:
-                new = group & candidates
-                if not new:
-                    continue
-                could = max(self._rule_levels[r] for r in new)
-                counts = Counter(self._rule_levels[r] for r in kept | new)
-                for counted, least, escalated in self._escalations:
-                    if counts[counted] >= least and any(
-                            self._rule_levels[r] is counted for r in new):
-                        could = max(could, escalated)
-                if could > level and could > reach.get(question_id, Urgency.SELF_CARE):
-                    reach[question_id] = could
-        return sorted(reach, key=lambda qid: (-reach[qid].rank, self._question_order[qid]))
+        ranks = self._rule_ranks
+        fired_counts = [0] * len(Urgency)
+        for rule in rules:
+            fired_counts[ranks[rule.id]] += 1
+            question_mask &= ~self._rule_question_masks[rule.id]  # it fired already
+        standing = tuple(fired_counts)
+        reach: dict[str, int] = {}
+        for question_id, mask, ends in self._question_masks:
+            candidates = question_mask & mask
+            if not candidates:
+                continue
+            counts = standing
+            ended = fired & ends
+            if ended:  # answering ends these findings: they no longer count
+                less = fired_counts.copy()
+                for rule_id in ended:
+                    less[ranks[rule_id]] -= 1
+                counts = tuple(less)
+            # A question's reach depends only on these, which recur from report to report
+            # far more often than whole results do.
+            memo_key = (question_id, candidates, counts)
+            could = self._reaches.get(memo_key)
+            if could is None:
+                could = self._remember(self._reaches, memo_key,
+                                       self._reach(question_id, candidates, counts))
+            if could > level.rank:
+                reach[question_id] = could
+        return sorted(reach, key=lambda qid: (-reach[qid], self._question_order[qid]))
+
+    def _reach(self, question_id: str, candidate_mask: int,
+               kept_counts: tuple[int, ...]) -> int:
+        """The highest level rank an answer to the question could give, with
+        ``kept_counts`` findings per level rank still standing and the rules of
+        ``candidate_mask``'s question keys the ones an answer could add."""
+        candidates = {rule_id for bit, rule_id in self._bit_rules.items() if candidate_mask & bit}
+        ranks = self._rule_ranks
+        best = -1
+        for group in self._answer_groups[question_id]:
+            new = group & candidates
+            if not new:
+                continue
+            new_ranks = [ranks[r] for r in new]
+            could = max(new_ranks)
+            for counted, least, escalated in self._escalations:
+                if counted in new_ranks and \
+                        kept_counts[counted] + new_ranks.count(counted) >= least:
+                    could = max(could, escalated)
+            best = max(best, could)
+        return best
 
     def _remember(self, cache: dict[tuple[object, ...], _T], key: tuple[object, ...],
                   value: _T) -> _T:
@@ -407,17 +479,18 @@ class Explainer:
         return text, used
 
 
+def _shown_facts(template: str) -> tuple[str, ...]:
+    """The facts whose values an explanation shows."""
+    return tuple(sorted({name for name in rendered_names(template) if name in FACT_FIELDS}))
+
+
 def _shown_reader(template: str) -> Callable[[SymptomReport], object]:
     """Reads the report fields whose values a report rule's explanation shows.
 
     Equal values of a field always render the same (``20`` and ``20.0`` hours both show
     as "20"), so these values, with the rule, determine the explanation.
     """
-    try:
-        names = placeholders(template)
-    except ValueError:  # rendered as written (see render): it shows no field
-        names = []
-    fields = sorted({FACT_FIELDS[name].report_field for name in names if name in FACT_FIELDS})
+    fields = sorted({FACT_FIELDS[name].report_field for name in _shown_facts(template)})
     return operator.attrgetter(*fields) if fields else _nothing
 
 

@@ -8,7 +8,7 @@ about ``temprature_c`` or ``bleeding: heavy`` fails at load time with a suggesti
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
@@ -159,12 +159,16 @@ TIMELINE_FACT_FIELDS: Mapping[str, FactField] = MappingProxyType(
 
 READ_PLAN = tuple((f.name, f.report_field, f.kind) for f in FACT_FIELDS.values())
 """Fact name, report field and kind of every report fact, in schema order."""
+_READ_PLAN_BY_NAME = MappingProxyType({plan[0]: plan for plan in READ_PLAN})
 
 
-def report_facts(report: SymptomReport) -> dict[str, FactValue]:
-    """The facts a report states, exactly. Fields the patient did not answer are absent."""
+def report_facts(report: SymptomReport,
+                 names: Collection[str] | None = None) -> dict[str, FactValue]:
+    """The facts a report states, exactly (only those in ``names``, when given). Fields
+    the patient did not answer are absent."""
     facts: dict[str, FactValue] = {}
-    for name, report_field, kind in READ_PLAN:
+    plan = READ_PLAN if names is None else [_READ_PLAN_BY_NAME[name] for name in names]
+    for name, report_field, kind in plan:
         raw = getattr(report, report_field)
         if raw is None:
             continue

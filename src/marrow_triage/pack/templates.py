@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-__all__ = ["TemplateText", "check_template", "placeholders", "render"]
+__all__ = ["TemplateText", "check_template", "placeholders", "render", "rendered_names"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FORMATTER = string.Formatter()
@@ -62,6 +62,13 @@ def check_template(template: str) -> str:
 def placeholders(template: str) -> list[str]:
     """Names of the template's placeholders in first-use order (ValueError if not plain)."""
     return list(dict.fromkeys(name for _, name in _parts(template) if name is not None))
+
+
+def rendered_names(template: str) -> list[str]:
+    """Names :func:`render` would look up, in first-use order: the plain placeholders,
+    even in a template that also holds other braces (which render leaves as written)."""
+    names = (match.group(1) for match in _TOKEN.finditer(template))
+    return list(dict.fromkeys(name for name in names if name and _NAME.fullmatch(name)))
 
 
 def render(template: str, value_of: Callable[[str], str | None]) -> str:
