@@ -158,3 +158,67 @@ def test_the_ndjson_benchmark_runs_and_checks_the_commands_contract() -> None:
     figures = ndjson_batch.measure(count=300, runs=1)
     assert figures["reports"] == 300 and 0 < figures["faulty"] < 300
     assert "ndjson_vs_target=" in ndjson_batch.report(figures)
+
+
+# --- worker processes (--jobs) --------------------------------------------------------
+
+def _lines_with_faults(count: int) -> list[bytes]:
+    lines = [json.dumps(r) for r in _reports(count, seed=5)]
+    for i in range(3, count, 11):
+        lines[i] = HIDDEN_FEVER if i % 2 else "{not json"
+    return [(line + "\n").encode() for line in lines]
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_workers_write_the_same_bytes_in_the_same_order(
+        monkeypatch: pytest.MonkeyPatch, engine: TriageEngine, jobs: int) -> None:
+    monkeypatch.setattr(ndjson, "CHUNK_LINES", 7)
+    lines = _lines_with_faults(90)
+    alone: list[str] = []
+    expected = ndjson.triage_lines(engine, lines, alone.append)
+    together: list[str] = []
+    seen: list[int] = []
+    summary = ndjson.triage_lines(engine, lines, together.append,
+                                  lambda n, _b: seen.append(n), jobs=jobs)
+    assert "".join(together) == "".join(alone)
+    assert (summary.lines, summary.failed) == (expected.lines, expected.failed)
+    assert summary.failed and seen == [*range(7, 90, 7), 90]
+
+
+class _FailsInWorkers(TriageEngine):
+    """An engine that fails, or dies, on one report, but only in a forked worker."""
+
+    def __init__(self, parent: int, die: bool) -> None:
+        super().__init__(TriageEngine.default().pack)
+        self._parent = parent
+        self._die = die
+
+    def triage_many(self, reports: Any, locale: str | None = None) -> Any:
+        reports = list(reports)
+        if os.getpid() != self._parent and any(
+                r.hours_since_procedure == 999 for r in reports):
+            if self._die:
+                os._exit(9)
+            raise RuntimeError("engine broke")
+        return super().triage_many(reports, locale)
+
+
+@pytest.mark.parametrize("die", [False, True])
+def test_a_failed_or_dead_worker_stops_the_run_with_an_engine_error(
+        monkeypatch: pytest.MonkeyPatch, die: bool) -> None:
+    monkeypatch.setattr(ndjson, "CHUNK_LINES", 5)
+    # Line 13 is in the third chunk, which (with two jobs) a worker triages.
+    lines = [(json.dumps({"hours_since_procedure": 999 if i == 12 else 20}) + "\n").encode()
+             for i in range(40)]
+    written: list[str] = []
+    with pytest.raises(ndjson.EngineError, match="ended unexpectedly" if die else "engine broke"):
+        ndjson.triage_lines(_FailsInWorkers(os.getpid(), die), lines, written.append, jobs=2)
+    # Nothing after the failed chunk is written, and what was written is whole lines.
+    assert all(text.endswith("\n") for text in written)
+    assert len("".join(written).splitlines()) <= 10
+
+
+def test_jobs_must_be_at_least_one() -> None:
+    result = runner.invoke(app, ["check", "--ndjson", "-", "--jobs", "0"], input="")
+    assert result.exit_code == 2
+    assert "--jobs" in result.stderr

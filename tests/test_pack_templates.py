@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from marrow_triage import RulePack, RulePackError, TriageEngine
 from marrow_triage.adapters.cli.main import app
 from marrow_triage.pack.spec import RuleSpec
-from marrow_triage.pack.templates import check_template, placeholders, render
+from marrow_triage.pack.templates import Template, check_template, placeholders, render
 from test_rule_pack import assert_problem, edit, load_error, rule
 
 NOT_PLAIN = [
@@ -139,6 +141,18 @@ def test_template_helpers() -> None:
     assert render("{a} {{x}} {b}", {"a": "1"}.get) == "1 {x} {b}"
     with pytest.raises(ValueError, match="format spec"):
         check_template("{a:d}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["{", "}", "{{", "}}", "{a}", "{b}", "{a:d}", "{0}",
+                                           "{ a}", "{a.b}", "x", " "]),
+                          st.text(max_size=3)), max_size=12).map("".join),
+       st.dictionaries(st.sampled_from(["a", "b", "c"]), st.text(max_size=4)))
+def test_a_compiled_template_renders_exactly_as_render(template: str,
+                                                       values: dict[str, str]) -> None:
+    """Explanations are rendered from templates split once; the text must be the one
+    render gives, braces, unknown names and non-plain placeholders included."""
+    assert Template(template).render(values.get) == render(template, values.get)
 
 
 def test_a_valid_pack_error_is_a_rule_pack_error(pack_copy: Path) -> None:

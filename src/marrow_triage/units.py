@@ -61,10 +61,17 @@ def fahrenheit(reading: Temperature) -> Fraction:
 def format_number(value: Fraction | Decimal | float | int, places: int = 2) -> str:
     """A number for people: at most ``places`` decimals, no trailing zeros."""
     exact = Fraction(value) if not isinstance(value, Fraction) else value
-    rounded = round(exact, places)
-    text = f"{Decimal(rounded.numerator) / Decimal(rounded.denominator):.{places}f}"
-    text = text.rstrip("0").rstrip(".") if "." in text else text
-    return "0" if text == "-0" else text
+    # In integers (it runs for every explanation): the value in units of 10**-places,
+    # rounded half to even as round() does, then written out.
+    whole, rest = divmod(exact.numerator * 10**places, exact.denominator)
+    if 2 * rest > exact.denominator or (2 * rest == exact.denominator and whole % 2):
+        whole += 1
+    if whole == 0:
+        return "0"
+    digits = str(abs(whole)).rjust(places + 1, "0")
+    fraction = digits[len(digits) - places:].rstrip("0") if places else ""
+    text = digits[:len(digits) - places] + (f".{fraction}" if fraction else "")
+    return f"-{text}" if whole < 0 else text
 
 
 def format_temperature(reading: Temperature) -> str:

@@ -25,7 +25,7 @@ from marrow_triage.models import (
 from marrow_triage.pack.conditions import AllOf, Condition, FieldTest, field_tests
 from marrow_triage.pack.facts import FACT_FIELDS, FactValue, report_facts
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
-from marrow_triage.pack.templates import render, rendered_names
+from marrow_triage.pack.templates import Template, render, rendered_names
 from marrow_triage.pack.texts import RULE_TEXT_FIELDS
 from marrow_triage.units import decimal_of, format_number, format_temperature
 
@@ -150,7 +150,7 @@ class Explainer:
         self._sources = {rule.id: pack.source(rule) for rule in pack.rules}
         self._titles = {rule.id: texts.text(f"rules.{rule.id}.title")[0]
                         for rule in (*pack.rules, *pack.timeline_rules)}
-        self._explanations = {rule.id: texts.text(f"rules.{rule.id}.explanation")[0]
+        self._explanations = {rule.id: Template(texts.text(f"rules.{rule.id}.explanation")[0])
                               for rule in pack.rules}
         every_rule = (*pack.rules, *pack.timeline_rules)
         self._advice = {rule.id: texts.items(f"rules.{rule.id}.advice") for rule in every_rule}
@@ -203,6 +203,7 @@ class Explainer:
         self._question_masks = tuple(
             (q.id, sum(1 << bit for bit, (qid, _) in enumerate(pairs) if qid == q.id),
              frozenset(self._ends[q.id])) for q in asked)
+        self._ended_by_some_answer = frozenset().union(*self._ends.values())
         self._rule_question_masks = {
             rule.id: sum(1 << bit for bit, (_, rid) in enumerate(pairs) if rid == rule.id)
             for rule in pack.rules}
@@ -347,26 +348,29 @@ class Explainer:
             fired_counts[ranks[rule.id]] += 1
             question_mask &= ~self._rule_question_masks[rule.id]  # it fired already
         standing = tuple(fired_counts)
+        any_ended = not fired.isdisjoint(self._ended_by_some_answer)
+        floor = level.rank
+        reaches = self._reaches
         reach: dict[str, int] = {}
         for question_id, mask, ends in self._question_masks:
             candidates = question_mask & mask
             if not candidates:
                 continue
             counts = standing
-            ended = fired & ends
-            if ended:  # answering ends these findings: they no longer count
+            if any_ended and not fired.isdisjoint(ends):
+                # Answering ends these findings: they no longer count.
                 less = fired_counts.copy()
-                for rule_id in ended:
+                for rule_id in fired & ends:
                     less[ranks[rule_id]] -= 1
                 counts = tuple(less)
-            # A question's reach depends only on these, which recur from report to report
-            # far more often than whole results do.
-            memo_key = (question_id, candidates, counts)
-            could = self._reaches.get(memo_key)
+            # A question's reach depends only on its candidates (whose bits are its own)
+            # and the counts, which recur from report to report far more than results do.
+            memo_key = (candidates, counts)
+            could = reaches.get(memo_key)
             if could is None:
-                could = self._remember(self._reaches, memo_key,
+                could = self._remember(reaches, memo_key,
                                        self._reach(question_id, candidates, counts))
-            if could > level.rank:
+            if could > floor:
                 reach[question_id] = could
         return sorted(reach, key=lambda qid: (-reach[qid], self._question_order[qid]))
 
@@ -407,8 +411,8 @@ class Explainer:
         finding = Finding(
             rule_id=rule.id,
             level=rule.level,
-            explanation=render(self._explanations[rule.id],
-                               MeasuredValues(report, facts, self._texts.words, used).get),
+            explanation=self._explanations[rule.id].render(
+                MeasuredValues(report, facts, self._texts.words, used).get),
             advice=self._advice[rule.id],
             source=self._sources[rule.id],
             acknowledged_downgrades=self._acknowledged.get(rule.id, ()),
@@ -426,7 +430,7 @@ class Explainer:
         return Finding(
             rule_id=rule.id,
             level=rule.level,
-            explanation=render(self._explanations[rule.id], {
+            explanation=self._explanations[rule.id].render({
                 "count": str(len(counted)),
                 "findings": "; ".join(self._titles.get(r.id, r.title) for r in counted)}.get),
             advice=self._advice[rule.id],

@@ -121,6 +121,13 @@ def check(
                  "order, and for a line that cannot be triaged an error line with its line "
                  "number and problems, without stopping. Exit status 2 if any line failed.")
     ] = False,
+    jobs: Annotated[
+        int | None, typer.Option(
+            "--jobs", min=1,
+            help="With --ndjson: worker processes triaging chunks of lines (default: one "
+                 "per CPU this process may use, at most 8; 1: all in this process). The "
+                 "output is the same whatever the number.")
+    ] = None,
     rules: RulesOption = None,
     base: BaseOption = None,
     locale: LocaleOption = None,
@@ -136,7 +143,8 @@ def check(
     """
     if ndjson:
         engine = load_engine(rules, base)
-        _check_ndjson(file, engine, pick_locale(engine, locale))
+        _check_ndjson(file, engine, pick_locale(engine, locale),
+                      jobs if jobs is not None else _usable_cpus())
         return
     report = read_report(file)
     engine = load_engine(rules, base)
@@ -151,7 +159,16 @@ def check(
     print_result(result, Console(highlight=False))
 
 
-def _check_ndjson(file: str, engine: TriageEngine, locale: str | None) -> None:
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, where the OS says), at most 8."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every OS
+        count = os.cpu_count() or 1
+    return max(1, min(count, 8))
+
+
+def _check_ndjson(file: str, engine: TriageEngine, locale: str | None, jobs: int) -> None:
     """``check --ndjson``: exit 0 when every line was triaged, 2 when any was not."""
     try:
         source: BinaryIO = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
@@ -160,7 +177,7 @@ def _check_ndjson(file: str, engine: TriageEngine, locale: str | None) -> None:
     total = None if file == "-" else os.fstat(source.fileno()).st_size
     with source, _progress(total) as progress:
         try:
-            summary = triage_lines(engine, source, sys.stdout.write, progress, locale)
+            summary = triage_lines(engine, source, sys.stdout.write, progress, locale, jobs)
         except EngineError as exc:
             fail([f"internal error: {exc}"], code=1)
         except OSError as exc:
@@ -196,12 +213,15 @@ def _progress(total_bytes: int | None) -> Iterator[Callable[[int, int], None] | 
     if total_bytes:
         columns += [BarColumn(), TaskProgressColumn(), TimeRemainingColumn()]
     # redirect_stdout=False: results go to stdout as they are, not through the progress display.
-    with Progress(*columns, console=Console(stderr=True), transient=True,
+    # auto_refresh=False: redrawn after each chunk, with no refresh thread running when
+    # worker processes are forked.
+    with Progress(*columns, console=Console(stderr=True), transient=True, auto_refresh=False,
                   redirect_stdout=False, redirect_stderr=False) as bar:
         task = bar.add_task("triaging", total=total_bytes or None)
 
         def update(lines: int, done_bytes: int) -> None:
             bar.update(task, completed=done_bytes, description=f"{lines:,} line(s) triaged")
+            bar.refresh()
 
         yield update
 

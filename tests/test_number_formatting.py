@@ -1,0 +1,43 @@
+"""How numbers are shown in explanations: at most the given decimals, rounded half to even,
+no trailing zeros, never "-0". Explanations show measured values and thresholds side by
+side, so a digit shown wrong would contradict the rule that fired."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from marrow_triage.units import format_number
+
+
+def _written_out(value: Fraction, places: int) -> str:
+    """The plain form: round, then print the exact decimal and trim it."""
+    rounded = round(value, places)
+    text = f"{Decimal(rounded.numerator) / Decimal(rounded.denominator):.{places}f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return "0" if text == "-0" else text
+
+
+@given(st.fractions(), st.integers(0, 4))
+def test_numbers_are_shown_as_the_plain_rounding_writes_them(value: Fraction,
+                                                             places: int) -> None:
+    assert format_number(value, places) == _written_out(value, places)
+
+
+@given(st.integers(-10**6, 10**6), st.integers(1, 3))
+def test_halves_round_to_even_as_round_does(hundredths: int, places: int) -> None:
+    value = Fraction(2 * hundredths + 1, 2 * 10**places)  # exactly half a last place
+    assert format_number(value, places) == _written_out(value, places)
+
+
+def test_examples() -> None:
+    assert format_number(Fraction(383, 10)) == "38.3"
+    assert format_number(Fraction(1, 3), 1) == "0.3"
+    assert format_number(Fraction(-1, 1000)) == "0"  # never "-0"
+    assert format_number(Fraction(-5, 4), 1) == "-1.2"  # half to even
+    assert format_number(Fraction(49, 24), 1) == "2"
+    assert format_number(7) == "7"
+    assert format_number(Decimal("100.930"), 2) == "100.93"
