@@ -4,19 +4,21 @@ side, so a digit shown wrong would contradict the rule that fired."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marrow_triage.units import format_number
+from marrow_triage.units import exact, format_number
 
 
 def _written_out(value: Fraction, places: int) -> str:
     """The plain form: round, then print the exact decimal and trim it."""
     rounded = round(value, places)
-    text = f"{Decimal(rounded.numerator) / Decimal(rounded.denominator):.{places}f}"
+    with localcontext() as context:  # enough digits for any value: the division is exact
+        context.prec = len(str(abs(rounded.numerator))) + places + 10
+        text = f"{Decimal(rounded.numerator) / Decimal(rounded.denominator):.{places}f}"
     text = text.rstrip("0").rstrip(".") if "." in text else text
     return "0" if text == "-0" else text
 
@@ -41,3 +43,9 @@ def test_examples() -> None:
     assert format_number(Fraction(49, 24), 1) == "2"
     assert format_number(7) == "7"
     assert format_number(Decimal("100.930"), 2) == "100.93"
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_a_number_is_read_exactly_as_the_decimal_it_was_written_as(value: float) -> None:
+    """``exact`` reads plain decimals itself; it must agree with the decimal module."""
+    assert exact(value) == Fraction(Decimal(repr(value)))

@@ -77,24 +77,32 @@ class Urgency(enum.StrEnum):
         return self.value.replace("_", " ").capitalize()
 
     def __lt__(self, other: object) -> bool:
+        if other.__class__ is Urgency:  # the common case, kept cheap: results sort by level
+            return _URGENCY_RANKS[self] < _URGENCY_RANKS[other]
         rank = _rank_of(other)
         if rank is None:
             return NotImplemented
         return self.rank < rank
 
     def __le__(self, other: object) -> bool:
+        if other.__class__ is Urgency:  # the common case, kept cheap: results sort by level
+            return _URGENCY_RANKS[self] <= _URGENCY_RANKS[other]
         rank = _rank_of(other)
         if rank is None:
             return NotImplemented
         return self.rank <= rank
 
     def __gt__(self, other: object) -> bool:
+        if other.__class__ is Urgency:  # the common case, kept cheap: results sort by level
+            return _URGENCY_RANKS[self] > _URGENCY_RANKS[other]
         rank = _rank_of(other)
         if rank is None:
             return NotImplemented
         return self.rank > rank
 
     def __ge__(self, other: object) -> bool:
+        if other.__class__ is Urgency:  # the common case, kept cheap: results sort by level
+            return _URGENCY_RANKS[self] >= _URGENCY_RANKS[other]
         rank = _rank_of(other)
         if rank is None:
             return NotImplemented

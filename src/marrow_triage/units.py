@@ -39,7 +39,11 @@ def exact(value: float | int) -> Fraction:
         return Fraction(value)
     if value.is_integer() and -_WHOLE_FLOATS < value < _WHOLE_FLOATS:
         return Fraction(int(value))  # same value as via the decimal, without parsing it
-    return Fraction(decimal_of(value))
+    text = repr(value)
+    whole, point, fraction = text.partition(".")
+    if point and fraction.isdigit():  # plain "-12.345": digits over a power of ten
+        return Fraction(int(whole + fraction), 10 ** len(fraction))
+    return Fraction(decimal_of(value))  # exponent form (1e-07), inf, nan
 
 
 def celsius(reading: Temperature) -> Fraction:

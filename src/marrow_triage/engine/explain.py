@@ -194,7 +194,13 @@ class Explainer:
         # questions that fired are one int: cheap to key caches by and to split by question.
         pairs = sorted((q.id, rule_id) for q in asked for rule_id in pack.raising_answers(q.field))
         self._question_bits = {question_key(*pair): 1 << bit for bit, pair in enumerate(pairs)}
-        self._bit_rules = {1 << bit: rule_id for bit, (_, rule_id) in enumerate(pairs)}
+        self._rank_masks = [0] * len(Urgency)
+        for bit, (_, rule_id) in enumerate(pairs):
+            self._rank_masks[self._rule_ranks[rule_id]] |= 1 << bit
+        self._group_masks = {
+            q.id: tuple(sum(self._question_bits[question_key(q.id, rule_id)] for rule_id in group)
+                        for group in self._answer_groups[q.id])
+            for q in asked}
         # The question keys that hold whenever a field is unanswered are not compiled
         # (encode.unconditional_questions): read here from the report, per field.
         self._unanswered_masks = tuple(
@@ -232,8 +238,9 @@ class Explainer:
         fired (the engine's; the unconditional question keys are read from ``report``)."""
         ordered = sorted(fired_rules, key=self._order.__getitem__)
         rules = [self._rules[rule_id] for rule_id in ordered]
-        findings = []
+        findings: list[tuple[Finding, tuple[str, ...]] | None] = []
         keys = []
+        missed = []
         for rule in rules:
             if rule.when_findings is not None:
                 level = rule.when_findings.level
@@ -242,12 +249,16 @@ class Explainer:
                 key = (rule.id, self._read_shown[rule.id](report))
             cached = self._findings.get(key)
             if cached is None:
-                # Only the facts the explanation shows: exact values cost fractions.
-                facts = report_facts(report, self._shown_facts.get(rule.id, ()))
-                cached = self._remember(self._findings, key,
-                                        self._finding(rule, rules, report, facts))
+                missed.append(len(findings))
             findings.append(cached)
             keys.append(key)
+        if missed:
+            # Only the facts the missed explanations show, once: exact values cost fractions.
+            facts = report_facts(report, {name for index in missed
+                                          for name in self._shown_facts.get(rules[index].id, ())})
+            for index in missed:
+                findings[index] = self._remember(self._findings, keys[index], self._finding(
+                    rules[index], rules, report, facts))
         bits = self._question_bits
         asked = 0
         for question in fired_questions:
@@ -261,8 +272,9 @@ class Explainer:
         result_key = (tuple(keys), asked)
         result = self._results.get(result_key)
         if result is None:
+            made = [finding for finding in findings if finding is not None]  # all, by now
             result = self._remember(self._results, result_key,
-                                    self._result(rules, findings, asked))
+                                    self._result(rules, made, asked))
         return result
 
     def _result(self, rules: list[RuleSpec],
@@ -378,19 +390,25 @@ class Explainer:
                kept_counts: tuple[int, ...]) -> int:
         """The highest level rank an answer to the question could give, with
         ``kept_counts`` findings per level rank still standing and the rules of
-        ``candidate_mask``'s question keys the ones an answer could add."""
-        candidates = {rule_id for bit, rule_id in self._bit_rules.items() if candidate_mask & bit}
-        ranks = self._rule_ranks
+        ``candidate_mask``'s question keys the ones an answer could add.
+
+        In bits of the question's keys: which rules an answer fires together
+        (``_group_masks``) and which of them are at each level rank (``_rank_masks``).
+        """
+        rank_masks = self._rank_masks
         best = -1
-        for group in self._answer_groups[question_id]:
-            new = group & candidates
+        for group in self._group_masks[question_id]:
+            new = group & candidate_mask
             if not new:
                 continue
-            new_ranks = [ranks[r] for r in new]
-            could = max(new_ranks)
+            could = 0
+            for rank in _RANKS_DOWN:
+                if new & rank_masks[rank]:
+                    could = rank
+                    break
             for counted, least, escalated in self._escalations:
-                if counted in new_ranks and \
-                        kept_counts[counted] + new_ranks.count(counted) >= least:
+                added = (new & rank_masks[counted]).bit_count()
+                if added and kept_counts[counted] + added >= least:
                     could = max(could, escalated)
             best = max(best, could)
         return best
@@ -481,6 +499,10 @@ class Explainer:
             used.append("questions")
             text += " " + render(templates["questions"], {"count": str(unanswered)}.get)
         return text, used
+
+
+_RANKS_DOWN = tuple(range(len(Urgency) - 1, -1, -1))
+"""Level ranks, highest first."""
 
 
 def _shown_facts(template: str) -> tuple[str, ...]:
