@@ -7,7 +7,9 @@ and two service replicas' throughput against one.
 * record p50/p99: ``Timeline.record`` of one new check-in into episodes that already hold
   1, 100 or 1,000 check-ins, in a store holding only those episodes and in one holding
   ``--stored`` check-ins (bulk-loaded with executemany / COPY into a throwaway database).
-  Each sample is a different episode, so every sample reads the same history length.
+  Each sample is a different episode, so every sample has the same history length. The
+  new check-in comes after the others (weighed from the episode's history state); then
+  "late": one earlier than the latest (every check-in read, the state rebuilt).
 * evaluate p50/p99: ``Timeline.evaluate`` over 1, 100 and 1,000 earlier check-ins, no store.
 * replicas: check-ins per second through one, then two ``marrow-triage serve`` processes
   on one PostgreSQL database, 8 client threads, distinct episodes.
@@ -97,20 +99,35 @@ def filler(engine: TriageEngine, url: str, stored: int) -> None:
         bulk_load(url, _rows(engine, count // 10, 10, f"fill{start}", 60))
 
 
-def record_samples(url: str, engine: TriageEngine, history: int, samples: int) -> list[int]:
-    """Prepare ``samples`` episodes of ``history`` check-ins, then time one record in each."""
-    bulk_load(url, _rows(engine, samples, history, f"h{history}", 5 if history > 100 else 30))
+def record_samples(url: str, engine: TriageEngine, history: int,
+                   samples: int) -> tuple[list[int], list[int]]:
+    """Prepare ``samples`` episodes of ``history`` check-ins, then time one record in each
+    at the end (in order: weighed from the episode's state), then one in the middle (late:
+    earlier than the latest, so every check-in is read and the state rebuilt).
+
+    The episodes are bulk-loaded with one check-in fewer, and the last one is recorded
+    through the timeline: a bulk load writes no history state, so that record reads the
+    episode and writes the state, as every record into a live episode has."""
+    minutes = 5 if history > 100 else 30
+    bulk_load(url, _rows(engine, samples, history - 1, f"h{history}", minutes))
     store = open_store(url)
     timeline = Timeline(store, engine, clock=lambda: T0 + timedelta(days=60))
     try:
-        at = T0 + timedelta(minutes=(5 if history > 100 else 30) * history)
+        last = T0 + timedelta(minutes=minutes * (history - 1))
+        at = T0 + timedelta(minutes=minutes * history)
         timeline.record("warm-up", NEW, at)
-        out = []
+        for e in range(samples):
+            timeline.record(f"h{history}-{e}", FILLER, last)
+        in_order, late = [], []
         for e in range(samples):
             start = time.perf_counter_ns()
             timeline.record(f"h{history}-{e}", NEW, at)
-            out.append(time.perf_counter_ns() - start)
-        return out
+            in_order.append(time.perf_counter_ns() - start)
+        for e in range(samples):
+            start = time.perf_counter_ns()
+            timeline.record(f"h{history}-{e}", FILLER, at - timedelta(minutes=minutes / 2))
+            late.append(time.perf_counter_ns() - start)
+        return in_order, late
     finally:
         store.close()
 
@@ -144,10 +161,14 @@ def backend_table(name: str, make_url: Callable[[], str], engine: TriageEngine,
                   flush=True)
         for history in HISTORIES:
             n = samples if history < 1000 else max(20, samples // 4)
-            p50, p99 = percentiles(record_samples(url, engine, history, n))
+            in_order, late = record_samples(url, engine, history, n)
+            p50, p99 = percentiles(in_order)
+            late_p50, late_p99 = percentiles(late)
             results[f"{label} h={history}"] = (p50, p99)
+            results[f"{label} late h={history}"] = (late_p50, late_p99)
             print(f"  {name:<10} {label:>16}  history {history:>5}: record p50 {p50:7.2f} ms"
-                  f"  p99 {p99:7.2f} ms  (n={n})", flush=True)
+                  f"  p99 {p99:7.2f} ms; late p50 {late_p50:7.2f} ms  p99 {late_p99:7.2f} ms"
+                  f"  (n={n})", flush=True)
     return results
 
 
@@ -259,6 +280,10 @@ def main() -> int:
         "pg_record_p99_ms_at_stored_h1000": round(pg[f"{big} h=1000"][1], 2),
         "pg_store_size_ratio_h1": round(pg[f"{big} h=1"][0] / pg["small h=1"][0], 2),
         "pg_history_growth_1000_vs_1": round(pg[f"{big} h=1000"][0] / pg[f"{big} h=1"][0], 2),
+        "sqlite_history_growth_1000_vs_1": round(
+            sqlite[f"{big} h=1000"][0] / sqlite[f"{big} h=1"][0], 2),
+        "pg_late_growth_1000_vs_1": round(
+            pg[f"{big} late h=1000"][0] / pg[f"{big} late h=1"][0], 2),
         "replicas_two_vs_one": round(two / one, 2) if one else None,
     }
     print(json.dumps(summary))

@@ -8,27 +8,41 @@ machine and fail under CI.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from marrow_triage import StoreError, TimelineError, TriageEngine, Urgency
+from history_strategies import episodes
+from marrow_triage import RulePack, StoreError, TimelineError, TriageEngine, Urgency
 from marrow_triage.models import SymptomReport, TriageResult
 from marrow_triage.timeline import (
     SCHEMA_VERSION,
     CheckIn,
+    Recorded,
     Reported,
     SQLiteStore,
     Store,
     Timeline,
     open_store,
 )
-from marrow_triage.timeline.store import MAX_AT, MIN_AT
+from marrow_triage.timeline.history import HistoryState, state_key
+from marrow_triage.timeline.store import (
+    MAX_AT,
+    MIN_AT,
+    Evaluate,
+    Weighed,
+    Weighing,
+    to_micros,
+)
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 REPORT = SymptomReport.model_validate({"hours_since_procedure": 10, "site_pain": 2})
@@ -237,6 +251,179 @@ def test_reopening_keeps_the_data_and_the_schema(store_url: str, result: TriageR
     assert _query(store_url, "SELECT version FROM marrow_schema") == [(SCHEMA_VERSION,)]
 
 
+# --- the episode's history state: recording cost flat in the episode's length -----------
+
+class PathSpy:
+    """A store that notes which way each record was weighed: ``state`` (the stored state,
+    no check-in read) or ``checkins`` (every check-in read)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.paths: list[str] = []
+
+    def record(self, episode_id: str, at: datetime, report: SymptomReport,
+               evaluate: Evaluate | Weighing, checkin_id: str | None = None) -> Recorded:
+        assert isinstance(evaluate, Weighing)
+
+        def from_state(state: str | None) -> Weighed | None:
+            self.paths.append("state")
+            return evaluate.from_state(state)
+
+        def from_checkins(episode: Sequence[Reported]) -> Weighed:
+            self.paths.append("checkins")
+            return evaluate.from_checkins(episode)
+
+        return self.store.record(episode_id, at, report,
+                                 Weighing(evaluate.key, from_state, from_checkins), checkin_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def _spied(store: Store, engine: TriageEngine) -> tuple[Timeline, PathSpy]:
+    spy = PathSpy(store)
+    return Timeline(spy, engine, clock=lambda: T0 + timedelta(days=60)), spy
+
+
+def _state(url: str, episode_id: str) -> list[tuple[object, ...]]:
+    return _query(url, "SELECT state_key, state FROM episode_states "
+                       f"WHERE episode_id = '{episode_id}'")
+
+
+_EPISODES = itertools.count()
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_weighing_from_the_state_gives_what_reading_every_checkin_gives(
+        store_url: str, store: Store, engine: TriageEngine, data: st.DataObject) -> None:
+    """Random check-ins recorded in a random order (some later than the latest stored,
+    some at the same instant, some earlier): each result is byte for byte the result of
+    weighing every check-in stored before it in time, as one process recording them in
+    ``at`` order gives; only check-ins earlier than the latest read the episode; the
+    stored state is the one folded over the whole episode in time order."""
+    assert engine.pack.history is not None
+    history = engine.pack.history
+    episode = data.draw(episodes(history))
+    order = list(range(len(episode)))
+    for i in data.draw(st.lists(st.integers(0, max(0, len(order) - 2)), max_size=4)):
+        if i + 1 < len(order):  # a check-in that arrives after a later one
+            order[i], order[i + 1] = order[i + 1], order[i]
+    timeline, spy = _spied(store, engine)
+    episode_id = f"prop-{next(_EPISODES)}"
+    stored: list[Reported] = []  # in time order, then recording order
+    for n in order:
+        checkin = episode[n]
+        latest = stored[-1].at if stored else None
+        earlier = [c for c in stored if c.at <= checkin.at]
+        expected = timeline.evaluate(earlier, checkin.report, checkin.at)
+        result = timeline.record(episode_id, checkin.report, checkin.at)
+        assert result.model_dump_json() == expected.model_dump_json()
+        assert spy.paths[-1] == ("state" if latest is None or checkin.at >= latest
+                                 else "checkins")
+        stored.insert(len(earlier), checkin)
+    assert [(c.at, c.report) for c in timeline.history(episode_id)] == [
+        (c.at, c.report) for c in stored]
+    assert _state(store_url, episode_id) == [
+        (state_key(history), HistoryState.of(stored, history).dumps())]
+
+
+def test_a_checkin_in_order_reads_no_earlier_checkin(store: Store,
+                                                      engine: TriageEngine) -> None:
+    """Recording at or after the latest check-in is weighed from the state alone (the
+    cost does not grow with the episode); an earlier one reads the episode, after which
+    the rebuilt state serves again."""
+    timeline, spy = _spied(store, engine)
+    fever = {"hours_since_procedure": 50, "temperature": {"value": 38.1, "unit": "C"}}
+    for minutes in (0, 30, 30, 90):
+        timeline.record("ep-1", fever, T0 + timedelta(minutes=minutes))
+    late = timeline.record("ep-1", {**fever, "low_white_cell_count": True},
+                           T0 + timedelta(minutes=10))
+    after = timeline.record("ep-1", fever, T0 + timedelta(minutes=120))
+    assert spy.paths == ["state", "state", "state", "state", "checkins", "state"]
+    assert late.level is Urgency.EMERGENCY  # weighed with the earlier raised reading
+    # The late low white cell count is in the state: the next fever is an emergency too.
+    assert after.level is Urgency.EMERGENCY
+    assert "2026-11-25 08:10 UTC (low white cell count)" in " ".join(
+        f.explanation for f in after.findings)
+
+
+def test_a_state_for_other_settings_or_damaged_is_rebuilt(
+        store_url: str, store: Store, engine: TriageEngine, pack: RulePack,
+        pack_copy: Path) -> None:
+    """A pack with another raised-temperature cut-off must not read a state folded with
+    the old one; nor is a damaged state trusted."""
+    assert pack.history is not None
+    timeline, spy = _spied(store, engine)
+    reading = {"hours_since_procedure": 50, "temperature": {"value": 37.8, "unit": "C"}}
+    timeline.record("ep-1", reading, T0)
+    meta = (pack_copy / "pack.yaml").read_text(encoding="utf-8")
+    (pack_copy / "pack.yaml").write_text(
+        meta.replace("raised_temperature_c: 38.0", "raised_temperature_c: 37.5"),
+        encoding="utf-8")
+    lowered = RulePack.from_path(pack_copy)
+    assert lowered.history is not None and lowered.history.raised_temperature_c == 37.5
+    other, other_spy = _spied(store, TriageEngine(lowered))
+    result = other.record("ep-1", reading, T0 + timedelta(minutes=90))
+    assert other_spy.paths == ["checkins"]
+    assert "fever-sustained" in {f.rule_id for f in result.findings}  # 37.8 is raised now
+    assert _state(store_url, "ep-1")[0][0] == state_key(lowered.history)
+    _execute(store_url, "UPDATE episode_states SET state = '{\"n\": 1}'")
+    timeline.record("ep-1", reading, T0 + timedelta(minutes=100))
+    assert spy.paths == ["state", "checkins"]
+    [(key, state)] = _state(store_url, "ep-1")
+    assert key == state_key(pack.history)
+    assert HistoryState.loads(str(state)).count == 3
+
+
+def test_forget_expire_load_and_plain_evaluations_drop_the_state(
+        store_url: str, store: Store, engine: TriageEngine, result: TriageResult) -> None:
+    """Nothing of a forgotten or expired episode remains, its state included; a bulk
+    import or a caller that keeps no state leaves no state that misses check-ins."""
+    timeline, spy = _spied(store, engine)
+    for episode_id in ("gone", "old", "loaded", "plain"):
+        timeline.record(episode_id, REPORT, T0)
+        assert len(_state(store_url, episode_id)) == 1
+    assert store.forget("gone").count == 1
+    assert store.expire(T0 + timedelta(days=1), 10) == ["loaded", "old", "plain"]
+    assert _query(store_url, "SELECT count(*) FROM episode_states") == [(0,)]
+    assert _query(store_url, "SELECT count(*) FROM checkins") == [(0,)]
+
+    timeline.record("loaded", REPORT, T0)
+    store.load([CheckIn("loaded", 0, T0 + timedelta(minutes=5), REPORT, result)])
+    assert _state(store_url, "loaded") == []
+    timeline.record("plain", REPORT, T0)
+    store.record("plain", T0 + timedelta(minutes=5), REPORT, _fixed(result))
+    assert _state(store_url, "plain") == []
+    # A row written around the library (a restore, a hand-made import) is not the one
+    # the state was written with: the state is not trusted either.
+    timeline.record("raw", REPORT, T0)
+    _insert_raw(store_url, "raw", T0 + timedelta(minutes=5), REPORT, result)
+    del spy.paths[:]
+    for episode_id in ("loaded", "plain", "raw"):
+        timeline.record(episode_id, REPORT, T0 + timedelta(minutes=10))
+        [(_, state)] = _state(store_url, episode_id)
+        assert HistoryState.loads(str(state)).count == 3
+    assert spy.paths == ["checkins", "checkins", "checkins"]
+
+
+def test_a_version_2_database_is_migrated(store_url: str, engine: TriageEngine) -> None:
+    """A database written before the history states: they are added, and each episode's
+    next record rebuilds its state from its check-ins."""
+    with open_store(store_url) as first:
+        Timeline(first, engine, clock=lambda: T0).record("ep-1", REPORT, T0)
+    _execute(store_url, "DROP TABLE episode_states")
+    _execute(store_url, "UPDATE marrow_schema SET version = 2")
+    with open_store(store_url) as again:
+        timeline, spy = _spied(again, engine)
+        timeline.record("ep-1", REPORT, T0 + timedelta(minutes=5))
+        timeline.record("ep-1", REPORT, T0 + timedelta(minutes=6))
+    assert spy.paths == ["checkins", "state"]
+    assert _query(store_url, "SELECT version FROM marrow_schema") == [(SCHEMA_VERSION,)]
+    [(_, state)] = _state(store_url, "ep-1")
+    assert HistoryState.loads(str(state)).count == 3
+
+
 def _execute(url: str, sql: str) -> None:
     if url.startswith("sqlite:"):
         with sqlite3.connect(url.split("///", 1)[1]) as raw:
@@ -246,6 +433,22 @@ def _execute(url: str, sql: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql)
+
+
+def _insert_raw(url: str, episode_id: str, at: datetime, report: SymptomReport,
+                result: TriageResult) -> None:
+    """A check-in row written straight into the table, not through a store."""
+    row = (episode_id, report.model_dump_json(), result.model_dump_json())
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.split("///", 1)[1]) as raw:
+            raw.execute("INSERT INTO checkins (episode_id, report, result, at_us) "
+                        "VALUES (?, ?, ?, ?)", (*row, to_micros(at)))
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO checkins (episode_id, report, result, at) "
+                     "VALUES (%s, %s, %s, %s)", (*row, at))
 
 
 def _query(url: str, sql: str) -> list[tuple[object, ...]]:

@@ -27,11 +27,16 @@ from marrow_triage.timeline.store import (
     Forgotten,
     LatestCheckIns,
     Recorded,
+    Reported,
     RowDecoder,
+    StoredState,
+    Weighing,
     _redact,
     decode_reports,
+    latest_after,
     replay,
     report_json,
+    weigh,
 )
 
 if TYPE_CHECKING:
@@ -61,6 +66,19 @@ CREATE UNIQUE INDEX checkins_by_checkin_id ON checkins (episode_id, checkin_id)
     WHERE checkin_id IS NOT NULL;
 CREATE TABLE marrow_schema (version integer NOT NULL);
 """
+# Version 3: each episode's history state, written in the check-in's transaction with the
+# latest check-in it covers. Existing episodes get theirs at their next record.
+_TO_VERSION_3 = """
+CREATE TABLE episode_states (
+    episode_id text PRIMARY KEY,
+    state_key text NOT NULL,
+    state text NOT NULL,
+    last_at timestamptz NOT NULL,
+    last_seq bigint NOT NULL
+);
+"""
+# What forget and expire vacuum: every table that holds an episode's data.
+_EPISODE_TABLES = "checkins, episode_states"
 
 
 def _episode_key(episode_id: str) -> int:
@@ -77,8 +95,8 @@ class PostgresStore:
     """Check-ins in a PostgreSQL database, through a pool of at most ``pool_size``
     connections (psycopg 3). The schema is created, or migrated, on first use.
 
-    ``forget`` deletes the rows and vacuums the table, so the dead tuples are removed from
-    the table's pages too; the server's WAL segments and backups are the database's own
+    ``forget`` deletes the rows and vacuums the tables, so the dead tuples are removed from
+    the tables' pages too; the server's WAL segments and backups are the database's own
     and are recycled by its retention settings (docs/deployment.md).
     """
 
@@ -137,17 +155,20 @@ class PostgresStore:
                     raise StoreError(
                         f"{self.url}: its timeline schema is version {version}, newer than "
                         f"this marrow-triage knows ({SCHEMA_VERSION}); upgrade marrow-triage")
-                return
-            if "checkins" in tables:
+                if version == SCHEMA_VERSION:
+                    return
+            elif "checkins" in tables:
                 raise StoreError(f"{self.url}: has a checkins table but no marrow_schema "
                                  "table: not a marrow-triage database, or a damaged one")
-            for statement in _TABLES.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO marrow_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            else:
+                _script(conn, _TABLES)
+                conn.execute("INSERT INTO marrow_schema (version) VALUES (2)")
+            # Version 2 (the first on PostgreSQL) to 3.
+            _script(conn, _TO_VERSION_3)
+            conn.execute("UPDATE marrow_schema SET version = %s", (SCHEMA_VERSION,))
 
     def record(self, episode_id: str, at: datetime, report: SymptomReport,
-               evaluate: Evaluate, checkin_id: str | None = None) -> Recorded:
+               evaluate: Evaluate | Weighing, checkin_id: str | None = None) -> Recorded:
         """Store a check-in with the result ``evaluate`` gives, under the episode's lock."""
         decoder = RowDecoder(episode_id)
         with self._transaction() as conn:
@@ -160,29 +181,59 @@ class PostgresStore:
                 ).fetchone()
                 if row is not None:
                     return replay(decoder, row, at, report, checkin_id)
-            rows = conn.execute(
-                "SELECT seq, at, report::text FROM checkins WHERE episode_id = %s "
-                "ORDER BY at, seq", (episode_id,)).fetchall()
-            result = evaluate(decode_reports(rows, decoder))
+            latest = conn.execute(
+                "SELECT at, seq FROM checkins WHERE episode_id = %s "
+                "ORDER BY at DESC, seq DESC LIMIT 1", (episode_id,)).fetchone()
+            stored = conn.execute(
+                "SELECT state_key, state, last_at, last_seq FROM episode_states "
+                "WHERE episode_id = %s", (episode_id,)).fetchone()
+
+            def read() -> list[Reported]:
+                rows = conn.execute(
+                    "SELECT seq, at, report::text FROM checkins WHERE episode_id = %s "
+                    "ORDER BY at, seq", (episode_id,)).fetchall()
+                return decode_reports(rows, decoder)
+
+            result, state = weigh(evaluate, at, None if latest is None else tuple(latest),
+                                  None if stored is None else StoredState(*stored), read)
             inserted = conn.execute(
                 "INSERT INTO checkins (episode_id, at, report, result, checkin_id) "
                 "VALUES (%s, %s, %s, %s, %s) RETURNING seq",
                 (episode_id, at, report_json(report), result.model_dump_json(), checkin_id)
             ).fetchone()
-        assert inserted is not None
+            assert inserted is not None
+            if state is None:
+                conn.execute("DELETE FROM episode_states WHERE episode_id = %s",
+                             (episode_id,))
+            else:
+                last_at, last_seq = latest_after(
+                    None if latest is None else tuple(latest), at, inserted[0])
+                conn.execute(
+                    "INSERT INTO episode_states (episode_id, state_key, state, last_at, "
+                    "last_seq) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (episode_id) DO UPDATE "
+                    "SET state_key = excluded.state_key, state = excluded.state, "
+                    "last_at = excluded.last_at, last_seq = excluded.last_seq",
+                    (episode_id, *state, last_at, last_seq))
         return Recorded(CheckIn(episode_id, inserted[0], at, report, result, checkin_id),
                         unreadable=tuple(decoder.unreadable))
 
     def load(self, checkins: Iterable[CheckIn]) -> int:
         """Import stored check-ins in bulk with COPY, in one transaction."""
         count = 0
-        with self._transaction() as conn, conn.cursor() as cursor, cursor.copy(
-                "COPY checkins (episode_id, at, report, result, checkin_id) FROM STDIN"
-        ) as copy:
-            for c in checkins:
-                copy.write_row((c.episode_id, c.at, report_json(c.report),
-                                c.result.model_dump_json(), c.checkin_id))
-                count += 1
+        episodes: set[str] = set()
+        with self._transaction() as conn:
+            with conn.cursor() as cursor, cursor.copy(
+                    "COPY checkins (episode_id, at, report, result, checkin_id) FROM STDIN"
+            ) as copy:
+                for c in checkins:
+                    copy.write_row((c.episode_id, c.at, report_json(c.report),
+                                    c.result.model_dump_json(), c.checkin_id))
+                    episodes.add(c.episode_id)
+                    count += 1
+            # The imported rows are not in those episodes' states: the next record of each
+            # rebuilds it from the check-ins.
+            conn.execute("DELETE FROM episode_states WHERE episode_id = ANY(%s)",
+                         (sorted(episodes),))
         return count
 
     def checkins(self, episode_id: str) -> CheckIns:
@@ -196,7 +247,7 @@ class PostgresStore:
         return CheckIns([c for c in read if c is not None], decoder.unreadable)
 
     def forget(self, episode_id: str) -> Forgotten:
-        """Delete the episode's rows, then vacuum the table so no dead copy stays in it.
+        """Delete the episode's rows and state, then vacuum so no dead copy stays behind.
 
         VACUUM keeps the dead rows that an older transaction may still read (another
         connection in a long REPEATABLE READ transaction, say): then the result says so.
@@ -206,13 +257,14 @@ class PostgresStore:
                          (_LOCK_CLASS, _episode_key(episode_id)))
             count = conn.execute("DELETE FROM checkins WHERE episode_id = %s",
                                  (episode_id,)).rowcount
+            conn.execute("DELETE FROM episode_states WHERE episode_id = %s", (episode_id,))
             row = conn.execute("SELECT mod(txid_current(), 4294967296)").fetchone()
         assert row is not None
         pending = self._vacuum(int(row[0]))
         return Forgotten(count, pending if count else None)
 
     def _vacuum(self, deleted_by: int | None = None) -> str | None:
-        """VACUUM the table (outside a transaction), removing the deleted rows' dead copies
+        """VACUUM the tables (outside a transaction), removing the deleted rows' dead copies
         from its pages; what remains, and why, when it could not remove them all (checked
         against the transaction ``deleted_by``, when given)."""
         # One VACUUM at a time from this process: concurrent ones on a table only queue.
@@ -221,7 +273,7 @@ class PostgresStore:
                 with self._pool.connection() as conn:
                     conn.autocommit = True
                     try:
-                        conn.execute("VACUUM checkins")
+                        conn.execute(f"VACUUM {_EPISODE_TABLES}")
                         if deleted_by is None:
                             return None
                         # Backends whose snapshot predates the delete still see the rows,
@@ -249,6 +301,7 @@ class PostgresStore:
             ids = [row[0] for row in rows]
             if ids:
                 conn.execute("DELETE FROM checkins WHERE episode_id = ANY(%s)", (ids,))
+                conn.execute("DELETE FROM episode_states WHERE episode_id = ANY(%s)", (ids,))
         if ids:
             self._vacuum()
         return ids
@@ -269,6 +322,12 @@ class PostgresStore:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _script(conn: psycopg.Connection[Any], statements: str) -> None:
+    for statement in statements.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -22,12 +22,17 @@ from marrow_triage.timeline.store import (
     Forgotten,
     LatestCheckIns,
     Recorded,
+    Reported,
     RowDecoder,
+    StoredState,
+    Weighing,
     decode_reports,
     from_micros,
+    latest_after,
     replay,
     report_json,
     to_micros,
+    weigh,
 )
 
 __all__ = ["SQLiteStore"]
@@ -48,6 +53,17 @@ _TO_VERSION_2 = """
 CREATE UNIQUE INDEX checkins_by_checkin_id ON checkins (episode_id, checkin_id)
     WHERE checkin_id IS NOT NULL;
 CREATE TABLE marrow_schema (version INTEGER NOT NULL);
+"""
+# Version 3: each episode's history state, written in the check-in's transaction with the
+# latest check-in it covers. Existing episodes get theirs at their next record.
+_TO_VERSION_3 = """
+CREATE TABLE episode_states (
+    episode_id TEXT PRIMARY KEY,
+    state_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    last_at_us INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 _BUSY_TIMEOUT_MS = 30_000
 _CHECKPOINT_POLL_S = 0.05
@@ -99,6 +115,7 @@ class SQLiteStore:
         with self._transaction():
             names = {row[0] for row in self._db.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = 0
             if "marrow_schema" in names:
                 row = self._db.execute("SELECT MAX(version) FROM marrow_schema").fetchone()
                 version = row[0] or 0
@@ -106,18 +123,22 @@ class SQLiteStore:
                     raise StoreError(
                         f"{self.path}: its timeline schema is version {version}, newer than "
                         f"this marrow-triage knows ({SCHEMA_VERSION}); upgrade marrow-triage")
-                return
-            if "checkins" not in names:
-                for statement in _TABLES.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                if version == SCHEMA_VERSION:
+                    return
+            elif "checkins" not in names:
+                self._script(_TABLES)
             else:  # version 1
                 self._db.execute("ALTER TABLE checkins ADD COLUMN checkin_id TEXT")
-            for statement in _TO_VERSION_2.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute("INSERT INTO marrow_schema (version) VALUES (?)",
-                             (SCHEMA_VERSION,))
+            if version < 2:
+                self._script(_TO_VERSION_2)
+                self._db.execute("INSERT INTO marrow_schema (version) VALUES (2)")
+            self._script(_TO_VERSION_3)
+            self._db.execute("UPDATE marrow_schema SET version = ?", (SCHEMA_VERSION,))
+
+    def _script(self, statements: str) -> None:
+        for statement in statements.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -131,7 +152,7 @@ class SQLiteStore:
         self._db.execute("COMMIT")
 
     def record(self, episode_id: str, at: datetime, report: SymptomReport,
-               evaluate: Evaluate, checkin_id: str | None = None) -> Recorded:
+               evaluate: Evaluate | Weighing, checkin_id: str | None = None) -> Recorded:
         """Store a check-in with the result ``evaluate`` gives, in one transaction."""
         at_us = to_micros(at)
         decoder = RowDecoder(episode_id)
@@ -143,28 +164,60 @@ class SQLiteStore:
                 ).fetchone()
                 if row is not None:
                     return replay(decoder, row, at, report, checkin_id)
-            rows = db.execute("SELECT seq, at_us, report FROM checkins WHERE episode_id = ? "
-                              "ORDER BY at_us, seq", (episode_id,)).fetchall()
-            episode = decode_reports(rows, decoder)
-            result = evaluate(episode)
+            latest = db.execute(
+                "SELECT at_us, seq FROM checkins WHERE episode_id = ? "
+                "ORDER BY at_us DESC, seq DESC LIMIT 1", (episode_id,)).fetchone()
+            stored = db.execute(
+                "SELECT state_key, state, last_at_us, last_seq FROM episode_states "
+                "WHERE episode_id = ?", (episode_id,)).fetchone()
+
+            def read() -> list[Reported]:
+                rows = db.execute("SELECT seq, at_us, report FROM checkins "
+                                  "WHERE episode_id = ? ORDER BY at_us, seq",
+                                  (episode_id,)).fetchall()
+                return decode_reports(rows, decoder)
+
+            result, state = weigh(evaluate, at_us, latest,
+                                  None if stored is None else StoredState(*stored), read)
             cursor = db.execute(
                 "INSERT INTO checkins (episode_id, at_us, report, result, checkin_id) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (episode_id, at_us, report_json(report), result.model_dump_json(), checkin_id))
             seq = cursor.lastrowid
-        assert seq is not None
+            assert seq is not None
+            if state is None:
+                db.execute("DELETE FROM episode_states WHERE episode_id = ?", (episode_id,))
+            else:
+                last_at, last_seq = latest_after(latest, at_us, seq)
+                db.execute(
+                    "INSERT INTO episode_states (episode_id, state_key, state, last_at_us, "
+                    "last_seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT (episode_id) DO UPDATE SET "
+                    "state_key = excluded.state_key, state = excluded.state, "
+                    "last_at_us = excluded.last_at_us, last_seq = excluded.last_seq",
+                    (episode_id, *state, last_at, last_seq))
         return Recorded(CheckIn(episode_id, seq, from_micros(at_us), report, result, checkin_id),
                         unreadable=tuple(decoder.unreadable))
 
     def load(self, checkins: Iterable[CheckIn]) -> int:
         """Import stored check-ins in bulk, in one transaction."""
-        rows = ((c.episode_id, to_micros(c.at), report_json(c.report),
-                 c.result.model_dump_json(), c.checkin_id) for c in checkins)
+        episodes: set[str] = set()
+
+        def rows() -> Iterator[tuple[str, int, str, str, str | None]]:
+            for c in checkins:
+                episodes.add(c.episode_id)
+                yield (c.episode_id, to_micros(c.at), report_json(c.report),
+                       c.result.model_dump_json(), c.checkin_id)
+
         with self._lock, self._transaction() as db:
             before = db.total_changes
             db.executemany("INSERT INTO checkins (episode_id, at_us, report, result, "
-                           "checkin_id) VALUES (?, ?, ?, ?, ?)", rows)
-            return db.total_changes - before
+                           "checkin_id) VALUES (?, ?, ?, ?, ?)", rows())
+            count = db.total_changes - before
+            # The imported rows are not in those episodes' states: the next record of each
+            # rebuilds it from the check-ins.
+            db.executemany("DELETE FROM episode_states WHERE episode_id = ?",
+                           [(e,) for e in sorted(episodes)])
+            return count
 
     def checkins(self, episode_id: str) -> CheckIns:
         """The episode's check-ins ordered by ``at`` then ``seq``."""
@@ -181,6 +234,7 @@ class SQLiteStore:
         with self._lock, self._transaction() as db:
             count = db.execute("DELETE FROM checkins WHERE episode_id = ?",
                                (episode_id,)).rowcount
+            db.execute("DELETE FROM episode_states WHERE episode_id = ?", (episode_id,))
         if not self._checkpoint():
             return Forgotten(count, "pending in the WAL until readers finish (another "
                              f"connection kept reading for {self.checkpoint_deadline_s:g} s)")
@@ -211,6 +265,8 @@ class SQLiteStore:
                 "SELECT episode_id FROM checkins GROUP BY episode_id "
                 "HAVING MAX(at_us) < ? ORDER BY episode_id LIMIT ?", (cutoff, limit))]
             db.executemany("DELETE FROM checkins WHERE episode_id = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM episode_states WHERE episode_id = ?",
+                           [(i,) for i in ids])
         if ids:
             self._checkpoint()
         return ids

@@ -10,6 +10,14 @@ Recording is one transaction per check-in, serialised per episode: the store rea
 episode's check-ins, hands them to the caller's ``evaluate`` and writes what it returns
 before any other check-in of that episode can be read, so two check-ins arriving at once
 (on two threads, processes or replicas) are each weighed with the one committed first.
+
+With a :class:`Weighing` instead of a plain ``evaluate``, the store also keeps, per
+episode, the caller's derived *state* (the running values the history facts need), written
+in the same transaction as the check-in. A check-in at or after the episode's latest is
+then weighed from that state alone, without reading the episode's check-ins: the cost of
+recording stops growing with the episode's length. Any doubt (no state, a state for other
+settings, one not written with the latest check-in, a check-in earlier than the latest)
+falls back to reading every check-in, and the state is rebuilt.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ __all__ = [
     "Reported",
     "Store",
     "Unreadable",
+    "Weighed",
+    "Weighing",
     "from_micros",
     "open_store",
     "to_micros",
@@ -48,8 +58,9 @@ __all__ = [
 
 _log = logging.getLogger("marrow_triage.timeline")
 
-SCHEMA_VERSION = 2
-"""The store schema this code writes. 1 was the unversioned table of 0.1; a database with a
+SCHEMA_VERSION = 3
+"""The store schema this code writes. 1 was the unversioned table of 0.1, 2 added
+``checkin_id`` and the version table, 3 the episodes' history states; a database with a
 newer version than this is refused (a newer marrow-triage wrote it)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -168,6 +179,75 @@ recorded. It runs inside the store's transaction, under the episode's lock; rais
 the record and nothing is written."""
 
 
+@dataclass(frozen=True)
+class Weighed:
+    """A new check-in's result, and the episode's state once it is added."""
+
+    result: TriageResult
+    state: str
+
+
+@dataclass(frozen=True)
+class Weighing:
+    """How the caller weighs a new check-in, from the episode's stored state when it can.
+
+    Both callables run inside the store's transaction, under the episode's lock; raising
+    aborts the record and nothing is written.
+    """
+
+    key: str
+    """What the state depends on; a state stored under another key is not used."""
+    from_state: Callable[[str | None], Weighed | None]
+    """Given the state stored with the episode's latest check-in (None: the episode has no
+    check-in), when the new one is at or after that latest; None when it cannot use it."""
+    from_checkins: Callable[[Sequence[Reported]], Weighed]
+    """Given every readable stored check-in of the episode, by time (as ``Evaluate``)."""
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """An episode's stored state row, with the latest check-in it was written with (its
+    time as the backend stores it, and its ``seq``)."""
+
+    key: str
+    state: str
+    last_at: Any
+    last_seq: int
+
+
+def weigh(evaluate: Evaluate | Weighing, at: Any, latest: tuple[Any, int] | None,
+          stored: StoredState | None,
+          read: Callable[[], Sequence[Reported]]
+          ) -> tuple[TriageResult, tuple[str, str] | None]:
+    """The new check-in's result and the episode's state to store, with its key (None:
+    drop the stored one).
+
+    ``at`` and ``latest`` (the episode's latest row's time and ``seq``, None if it has
+    none) are in the backend's own form; ``read`` reads and decodes every row.
+    """
+    if not isinstance(evaluate, Weighing):
+        # A caller that keeps no state: whatever is stored no longer covers the episode.
+        return evaluate(read()), None
+    weighed = None
+    if latest is None:
+        weighed = evaluate.from_state(None)
+    elif (stored is not None and stored.key == evaluate.key
+          # Written with the very row that is latest now: nothing was added or removed
+          # around the state since (a bulk load or an import drops the state).
+          and (stored.last_at, stored.last_seq) == latest and at >= latest[0]):
+        weighed = evaluate.from_state(stored.state)
+    if weighed is None:
+        weighed = evaluate.from_checkins(read())
+    return weighed.result, (evaluate.key, weighed.state)
+
+
+def latest_after(latest: tuple[Any, int] | None, at: Any, seq: int) -> tuple[Any, int]:
+    """The episode's latest row once the row ``(at, seq)`` is added after ``latest``."""
+    if latest is None or (at, seq) > latest:
+        return at, seq
+    return latest
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable storage of check-ins. Every method is safe to call from several threads,
@@ -177,9 +257,10 @@ class Store(Protocol):
     """Where the store is, without credentials (for messages)."""
 
     def record(self, episode_id: str, at: datetime, report: SymptomReport,
-               evaluate: Evaluate, checkin_id: str | None = None) -> Recorded:
+               evaluate: Evaluate | Weighing, checkin_id: str | None = None) -> Recorded:
         """Store a check-in durably with the result ``evaluate`` gives for the episode's
-        stored check-ins, in one transaction under the episode's lock.
+        stored check-ins, in one transaction under the episode's lock; with a
+        :class:`Weighing`, also the episode's new state (see the module's docstring).
 
         With a ``checkin_id`` that the episode already has: the stored check-in, with
         ``replayed`` set, if ``at`` and ``report`` are the same; else :class:`TimelineError`.
@@ -189,7 +270,9 @@ class Store(Protocol):
     def load(self, checkins: Iterable[CheckIn]) -> int:
         """Import stored check-ins as they are, results included, in bulk (moving a
         timeline from one store to another, or filling a benchmark); their ``seq`` is
-        assigned anew. Not a way to record: nothing is weighed. Returns how many."""
+        assigned anew. Not a way to record: nothing is weighed, and the states of the
+        episodes imported into are dropped (the next record rebuilds them). Returns how
+        many."""
         ...
 
     def checkins(self, episode_id: str) -> CheckIns:
@@ -197,12 +280,13 @@ class Store(Protocol):
         ...
 
     def forget(self, episode_id: str) -> Forgotten:
-        """Erase every copy of the episode's check-ins."""
+        """Erase every copy of the episode's check-ins and of its state."""
         ...
 
     def expire(self, before: datetime, limit: int) -> list[str]:
-        """Erase at most ``limit`` episodes whose latest check-in is before ``before``, in
-        one transaction; return their ids (fewer than ``limit``: none is left)."""
+        """Erase at most ``limit`` episodes (check-ins and state) whose latest check-in is
+        before ``before``, in one transaction; return their ids (fewer than ``limit``: none
+        is left)."""
         ...
 
     def latest(self) -> LatestCheckIns:

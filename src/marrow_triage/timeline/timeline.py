@@ -4,14 +4,16 @@ Each :meth:`Timeline.record` call
 
 1. checks the episode id and the time, and triages the new report on its own with the
    :class:`~marrow_triage.TriageEngine`;
-2. in one store transaction under the episode's lock: reads the episode's check-ins,
-   refuses a time far from all of them, and derives the history facts of those up to it;
+2. in one store transaction under the episode's lock: reads the episode's stored history
+   state (or, when the check-in is earlier than the episode's latest or the state cannot
+   be used, every check-in of the episode), refuses a time far from all of them, and
+   derives the history facts of those up to it;
 3. evaluates the current facts plus the history facts, as one fact, with the compiled
    timeline rules (on the engine's durable_rules boundary, ``engine.durable``); the
    pack's escalation rules count the report's and the timeline's findings together;
 4. adds what fired to the report's result, explained by the engine's explainer (the
-   highest level wins), stores the check-in with that result in the same transaction,
-   commits (synced) and only then returns it.
+   highest level wins), stores the check-in with that result and the episode's new
+   history state in the same transaction, commits (synced) and only then returns it.
 
 Nothing about an episode is kept in memory between calls.
 """
@@ -38,7 +40,14 @@ from marrow_triage.pack.conditions import condition_fields
 from marrow_triage.pack.facts import HISTORY_FACT_FIELDS, FactValue, report_facts
 from marrow_triage.pack.spec import HistorySettings, RulePack
 from marrow_triage.pack.templates import render
-from marrow_triage.timeline.history import Earlier, History, derive, describe_time
+from marrow_triage.timeline.history import (
+    Earlier,
+    History,
+    HistoryState,
+    derive,
+    describe_time,
+    state_key,
+)
 from marrow_triage.timeline.store import (
     MAX_AT,
     MIN_AT,
@@ -48,6 +57,8 @@ from marrow_triage.timeline.store import (
     Reported,
     Store,
     Unreadable,
+    Weighed,
+    Weighing,
 )
 from marrow_triage.units import format_cut, format_number
 
@@ -159,6 +170,7 @@ class Timeline:
         self.settings: HistorySettings = engine.pack.history
         self.expire_after = timedelta(days=expire_after_days)
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._state_key = state_key(self.settings)
         self._escalation_ids = {r.id for r in self.pack.rules if r.is_escalation}
         self._evaluators = EvaluatorPool(compile_timeline(self.pack), timeline_levels(self.pack))
 
@@ -198,21 +210,39 @@ class Timeline:
                 f"{format_number(self.settings.checkin_ahead_of_clock_minutes, 6)} minutes "
                 "ahead of it is refused: check the date, time and time zone"))
 
-        def evaluate(episode: Sequence[Reported]) -> TriageResult:
-            self._check_near_episode(episode, when)
+        def from_state(stored: str | None) -> Weighed | None:
+            # The store calls this only when ``when`` is at or after every stored check-in.
+            try:
+                state = HistoryState() if stored is None else HistoryState.loads(stored)
+            except ValueError:
+                return None  # damaged, or not ours: the store reads the check-ins instead
+            if state.last_at is not None:
+                self._check_near(state.last_at, when)
+            result = self._evaluate(
+                lambda: state.history(validated, when, self.settings), validated, single)
+            state.add(when, validated, self.settings)
+            return Weighed(result, state.dumps())
+
+        def from_checkins(episode: Sequence[Reported]) -> Weighed:
             times = [c.at for c in episode]
-            earlier = list(episode[:bisect.bisect_right(times, when)])
-            return self.evaluate(earlier, validated, when, single)
+            if episode:
+                i = bisect.bisect_left(times, when)
+                self._check_near(min((times[j] for j in (i - 1, i) if 0 <= j < len(times)),
+                                     key=lambda t: abs(t - when)), when)
+            # At the same time as stored ones, the new check-in comes after them (it was
+            # recorded later), in its history and in the stored order alike.
+            position = bisect.bisect_right(times, when)
+            earlier = episode[:position]
+            result = self.evaluate(earlier, validated, when, single)
+            new = Reported(0, when, validated)
+            state = HistoryState.of([*earlier, new, *episode[position:]], self.settings)
+            return Weighed(result, state.dumps())
 
-        return self.store.record(episode_id, when, validated, evaluate, checkin_id)
+        weighing = Weighing(self._state_key, from_state, from_checkins)
+        return self.store.record(episode_id, when, validated, weighing, checkin_id)
 
-    def _check_near_episode(self, episode: Sequence[Reported], at: datetime) -> None:
-        if not episode:
-            return
-        times = [c.at for c in episode]
-        i = bisect.bisect_left(times, at)
-        nearest = min((times[j] for j in (i - 1, i) if 0 <= j < len(times)),
-                      key=lambda t: abs(t - at))
+    def _check_near(self, nearest: datetime, at: datetime) -> None:
+        """Refuse ``at`` when ``nearest``, the episode's nearest other check-in, is too far."""
         limit = timedelta(days=self.settings.checkin_max_days_from_episode)
         if abs(nearest - at) > limit:
             raise _time_error("at", (
@@ -228,10 +258,16 @@ class Timeline:
 
         ``single`` is the report's own result, when the caller has it already.
         """
+        return self._evaluate(lambda: derive(earlier, report, at, self.settings), report,
+                              single)
+
+    def _evaluate(self, derived: Callable[[], History], report: SymptomReport,
+                  single: TriageResult | None) -> TriageResult:
+        """The result of ``report`` with the history facts ``derived`` gives."""
         report_result = single if single is not None else self.engine.triage(report)
         if not self.pack.timeline_rules:  # the history cannot add a finding
             return report_result
-        history = derive(earlier, report, at, self.settings)
+        history = derived()
         facts: dict[str, FactValue] = {**report_facts(report), **history.facts}
         counted_already = Counter(f.level for f in report_result.findings
                                   if f.rule_id not in self._escalation_ids)
