@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from marrow_triage import RulePack
+from marrow_triage import RulePack, TriageEngine
 from marrow_triage.adapters.cli.main import app
 from marrow_triage.pack.catalogue import render_catalogue
 from marrow_triage.pack.versions import check_versions, levels_of, record_version
@@ -54,7 +55,7 @@ def test_the_packaged_version_is_recorded(pack: RulePack, rules_dir: Path) -> No
 def test_a_change_without_a_new_record_fails_and_says_what_to_run(pack_copy: Path) -> None:
     edit_rule(pack_copy, "site-redness", title="Redness around the needle site (edited)")
     code, out = run("rules", "check", str(pack_copy))
-    assert code == 2
+    assert code == 1
     assert "the rules changed but the version did not" in out
     assert f"`{RECORD} {pack_copy}`" in out
     code, out = run("rules", "release", "--record", str(pack_copy))
@@ -97,9 +98,9 @@ def test_lowering_a_level_needs_a_major_version(pack_copy: Path, change: dict[st
     current = RulePack.from_path(pack_copy).version
     major = int(current.split(".")[0])
     set_version(pack_copy, f"{major}.9.0")
-    assert run("rules", "release", "--record", str(pack_copy))[0] == 2  # recorded, still wrong
+    assert run("rules", "release", "--record", str(pack_copy))[0] == 1  # recorded, still wrong
     code, out = run("rules", "check", str(pack_copy))
-    assert code == 2
+    assert code == 1
     assert what in out and "must be a new major version" in out
     assert f"`version: {major + 1}.0.0`" in out
     set_version(pack_copy, f"{major + 1}.0.0")
@@ -155,7 +156,7 @@ def test_a_rule_replaced_by_another_is_compared_with_its_successor(pack_copy: Pa
     major, minor = (int(p) for p in current.split(".")[:2])
     set_version(pack_copy, f"{major}.{minor + 1}.0")
     code, out = run("rules", "release", "--record", str(pack_copy))
-    assert code == 2 and "fever removed (was urgent)" in out
+    assert code == 1 and "fever removed (was urgent)" in out
     code, out = run("rules", "release", "--record", str(pack_copy),
                     "--replaced", "fever=fever-at-38-3")
     assert code == 0, out
@@ -165,9 +166,106 @@ def test_a_rule_replaced_by_another_is_compared_with_its_successor(pack_copy: Pa
     assert "fever (urgent) replaced by fever-at-38-3 (urgent)" in render_catalogue(
         RulePack.from_path(pack_copy))
     edit_rule(pack_copy, "fever-at-38-3", level="soon")
-    assert run("rules", "release", "--record", str(pack_copy))[0] == 2  # the record keeps it
+    assert run("rules", "release", "--record", str(pack_copy))[0] == 1  # the record keeps it
     code, out = run("rules", "check", str(pack_copy))
-    assert code == 2
+    assert code == 1
     assert "fever (urgent) replaced by fever-at-38-3 (soon)" in out
     code, out = run("rules", "release", "--record", str(pack_copy), "--replaced", "nonsense")
     assert code == 2 and "write OLD=NEW" in out
+
+
+def test_a_pack_without_a_record_fails_the_check_but_still_loads(pack_copy: Path) -> None:
+    meta = pack_copy / "pack.yaml"
+    meta.write_text(meta.read_text(encoding="utf-8").split("# Version history")[0],
+                    encoding="utf-8")
+    assert RulePack.from_path(pack_copy).changes == ()
+    code, out = run("rules", "check", str(pack_copy))
+    assert code == 1
+    [line] = out.strip().splitlines()
+    assert line.startswith("rules/pack.yaml: changes: no version history")
+    assert f"`{RECORD} {pack_copy}`" in line
+    # A release check, not a load error: the pack still triages.
+    engine = TriageEngine.from_path(pack_copy)
+    assert engine.triage({"hours_since_procedure": 30, "chills": True}).findings
+    assert run("rules", "release", "--record", str(pack_copy))[0] == 0
+    assert run("rules", "check", str(pack_copy))[0] == 0
+
+
+# --- overlays ---------------------------------------------------------------------------
+
+OVERLAY = Path(__file__).resolve().parents[1] / "examples" / "overlays" / "uk-site"
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Path:
+    """A writable copy of the worked overlay example (it extends the packaged pack)."""
+    target = tmp_path / "uk-site"
+    shutil.copytree(OVERLAY, target)
+    return target
+
+
+def add_overlay_change(site: Path, change: dict[str, object]) -> None:
+    path = site / "rules.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data.setdefault("changes", []).append(change)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def test_the_worked_overlay_example_is_recorded_with_its_own_hash() -> None:
+    overlay = RulePack.from_path(OVERLAY)
+    assert check_versions(overlay, OVERLAY) == []
+    record = next(r for r in overlay.changes if r.version == overlay.version)
+    own = overlay.chain[-1]
+    assert (own.name, own.version) == (overlay.name, overlay.version)
+    assert record.sha256 == own.sha256 != overlay.sha256  # its files, not the merged pack
+    assert overlay.changes != RulePack.default().changes  # not the base's history
+    code, out = run("rules", "check", str(OVERLAY))
+    assert code == 0 and "(recorded)" in out
+
+
+def test_an_overlay_changed_without_a_new_version_fails_the_check(site: Path) -> None:
+    add_overlay_change(site, {"id": "site-redness", "title": "Redness at the needle site"})
+    code, out = run("rules", "check", str(site))
+    assert code == 1
+    assert "uk-site/pack.yaml: changes: the rules changed but the version did not" in out
+    assert f"`{RECORD} {site}`" in out
+    assert run("rules", "release", "--record", str(site))[0] == 0
+    assert run("rules", "check", str(site))[0] == 0
+
+
+def test_an_overlay_that_lowers_a_level_needs_a_major_version(site: Path) -> None:
+    add_overlay_change(site, {"id": "site-redness", "level": "self_care",
+                              "acknowledge_downgrade": "Our wound clinic reviews redness at "
+                                                       "the next routine visit."})
+    set_version(site, "1.1.0")
+    assert run("rules", "release", "--record", str(site))[0] == 1  # recorded, still wrong
+    code, out = run("rules", "check", str(site))
+    assert code == 1
+    assert "site-redness: soon → self_care" in out and "must be a new major version" in out
+    assert "`version: 2.0.0`" in out
+    set_version(site, "2.0.0")
+    assert run("rules", "release", "--record", str(site))[0] == 0
+    assert run("rules", "check", str(site))[0] == 0
+    assert [r.version for r in RulePack.from_path(site).changes] == ["1.0.0", "1.1.0", "2.0.0"]
+
+
+def test_an_overlay_without_a_record_fails_the_check(site: Path) -> None:
+    meta = site / "pack.yaml"
+    meta.write_text(meta.read_text(encoding="utf-8").split("# Version history")[0],
+                    encoding="utf-8")
+    code, out = run("rules", "check", str(site))
+    assert code == 1
+    assert out.strip().startswith("uk-site/pack.yaml: changes: no version history")
+
+
+def test_a_change_of_the_base_alone_keeps_the_overlay_record(site: Path,
+                                                             pack_copy: Path) -> None:
+    edit_rule(pack_copy, "chills", title="Chills or shivering (edited)")
+    assert run("rules", "release", "--record", str(pack_copy))[0] == 0
+    code, out = run("rules", "check", str(site), "--base", str(pack_copy))
+    assert code == 0, out
+    add_overlay_change(site, {"id": "site-redness", "title": "Redness at the needle site"})
+    code, out = run("rules", "check", str(site), "--base", str(pack_copy))
+    assert code == 1 and f"`{RECORD} {site} --base {pack_copy}`" in out
+    assert run("rules", "release", "--record", str(site), "--base", str(pack_copy))[0] == 0
+    assert run("rules", "check", str(site), "--base", str(pack_copy))[0] == 0

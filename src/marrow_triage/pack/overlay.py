@@ -105,7 +105,8 @@ class Merged:
 def content_digest(layer: Layer) -> str:
     """SHA-256 of an overlay's own content, whatever its file names and entry order."""
     canonical = {
-        "meta": layer.meta,
+        # Its version history records this hash, so it cannot be part of it.
+        "meta": {k: v for k, v in layer.meta.items() if k != "changes"},
         "items": {kind: dict(sorted((k, v[1]) for k, v in entries.items()))
                   for kind, entries in layer.items.items()},
         "changes": dict(sorted((k, v[1]) for k, v in layer.changes.items())),
@@ -209,7 +210,10 @@ class _Merger:
     def merge_meta(self) -> None:
         data, label = self.merged.meta, self.layer.meta_label
         data["name"], data["version"] = self.meta.name, self.meta.version
-        data.pop("changes", None)  # the base's version history is not the overlay's
+        # The base's version history is not the overlay's: the merged pack keeps the
+        # overlay's own, whose hashes are of the overlay's content (content_digest).
+        data["changes"] = [r.model_dump(mode="json", exclude_none=True)
+                           for r in self.meta.changes]
         if self.meta.description:
             data["description"] = self.meta.description
         for doc_id, doc in self.meta.documents.items():

@@ -377,6 +377,9 @@ class OverlayMeta(_Spec):
     routes: dict[Annotated[str, Field(pattern=NAME)], str] = {}
     texts: dict[str, Any] = {}
     """Partial ``texts:`` (levels, summary, values), merged over the extended pack's."""
+    changes: tuple[VersionRecord, ...] = ()
+    """The overlay's own version history: each version's hash of the overlay's content
+    (not the merged chain's), as ``rules release --record`` writes it."""
 
 
 class DisableSpec(_Spec):
@@ -462,7 +465,8 @@ class RulePack:
     watch_for: tuple[str, ...] = ()
     """Names of the warning signs a self_care result lists (``texts.watch_for``), in order."""
     changes: tuple[VersionRecord, ...] = ()
-    """The recorded version history of a full pack, oldest first (not part of ``sha256``)."""
+    """The recorded version history of the outermost pack of the chain (a full pack's, or
+    an overlay's own), oldest first; never part of a hash."""
 
     @classmethod
     def from_path(cls, path: str | Path, base: str | Path | None = None) -> RulePack:

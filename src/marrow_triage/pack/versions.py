@@ -25,6 +25,7 @@ __all__ = [
     "RECORD_COMMAND",
     "LevelChange",
     "check_versions",
+    "content_sha256",
     "level_changes",
     "levels_of",
     "parse_version",
@@ -94,6 +95,16 @@ def level_changes(old: Mapping[str, Urgency], new: Mapping[str, Urgency],
     return changes
 
 
+def content_sha256(pack: RulePack) -> str:
+    """The hash a version record holds: the pack's own content (for an overlay, its own
+    files, whatever the pack it extends; for a full pack, :attr:`RulePack.sha256`)."""
+    return pack.chain[-1].sha256 if pack.chain else pack.sha256
+
+
+def _is_overlay(pack: RulePack) -> bool:
+    return len(pack.chain) > 1
+
+
 def _previous(pack: RulePack) -> VersionRecord | None:
     """The latest recorded version before the pack's own."""
     current = parse_version(pack.version)
@@ -104,10 +115,11 @@ def _previous(pack: RulePack) -> VersionRecord | None:
 
 
 def check_versions(pack: RulePack, directory: str | Path) -> list[Problem]:
-    """What is wrong with the pack's version history; empty when it is sound (or when the
-    pack keeps none: the packaged pack does, and its tests require it).
+    """What is wrong with the pack's version history; empty when it is sound.
 
-    ``directory`` is the pack's folder, named in the command each problem tells to run.
+    A pack without a ``changes:`` record of its version is a problem too: nothing would
+    tell a later change of its content from the released one. ``directory`` is the pack's
+    folder, named in the command each problem tells to run.
     """
     command = RECORD_COMMAND.format(directory=directory)
     problems: list[Problem] = []
@@ -116,7 +128,9 @@ def check_versions(pack: RulePack, directory: str | Path) -> list[Problem]:
         problems.append(Problem.in_pack("pack.yaml", None, "changes", message))
 
     if not pack.changes:
-        return problems  # a pack (or overlay) without a version history: nothing to check
+        problem(f"no version history: version {pack.version} is not recorded, so a later "
+                f"change of the content cannot be told from it; record it with `{command}`")
+        return problems
     current = parse_version(pack.version)
     if current is None:
         problems.append(Problem.in_pack("pack.yaml", None, "version", f"{pack.version!r} is not "
@@ -135,12 +149,15 @@ def check_versions(pack: RulePack, directory: str | Path) -> list[Problem]:
     if recorded is None:
         problem(f"version {pack.version} is not recorded: after checking the change "
                 f"(`marrow-triage rules diff`), record it with `{command}`")
-    elif recorded.sha256 != pack.sha256:
+    elif recorded.sha256 != content_sha256(pack):
         problem(f"the rules changed but the version did not: the content's sha256 is "
-                f"{pack.sha256}, the hash recorded for {pack.version} is {recorded.sha256}. "
+                f"{content_sha256(pack)}, the hash recorded for {pack.version} is "
+                f"{recorded.sha256}. "
                 f"If {pack.version} is not released yet, re-record it with `{command}`; if it "
                 f"is, set a new `version:` in pack.yaml first, then run that command")
-    elif recorded.levels != levels_of(pack):
+    # An overlay's merged levels also follow the pack it extends, which is released on its
+    # own (and checked there); the overlay's own content is what its hash identifies.
+    elif recorded.levels != levels_of(pack) and not _is_overlay(pack):
         problem(f"the levels recorded for {pack.version} are not the pack's: re-record them "
                 f"with `{command}`")
     previous = _previous(pack)
@@ -163,24 +180,27 @@ def check_versions(pack: RulePack, directory: str | Path) -> list[Problem]:
 
 
 def record_version(directory: str | Path, note: str | None = None,
-                   replaced: Mapping[str, str] | None = None) -> tuple[str, VersionRecord]:
+                   replaced: Mapping[str, str] | None = None,
+                   base: str | Path | None = None) -> tuple[str, VersionRecord]:
     """The new text of ``directory``/pack.yaml recording the pack's current version.
 
     An existing record of the same version is replaced (keeping its note and replaced
     rules unless ``note`` or ``replaced`` are given); other versions' records are kept as
-    they are. Raises RulePackError when the pack does not load.
+    they are. An overlay's record holds its own content's hash and the merged pack's
+    levels (``base``: what its ``extends`` is resolved against). Raises RulePackError when
+    the pack does not load.
     """
-    pack = RulePack.from_path(directory)
+    pack = RulePack.from_path(directory, base=base)
     old = next((r for r in pack.changes if r.version == pack.version), None)
     if replaced is None:
         replaced = old.replaced if old is not None else {}
-    record = VersionRecord(version=pack.version, sha256=pack.sha256,
+    record = VersionRecord(version=pack.version, sha256=content_sha256(pack),
                            note=note if note is not None else (old.note if old else None),
                            replaced=dict(sorted(replaced.items())), levels=levels_of(pack))
     records = [r for r in pack.changes if r.version != pack.version] + [record]
     records.sort(key=lambda r: parse_version(r.version) or (0, 0, 0))
     text = (Path(directory) / "pack.yaml").read_text(encoding="utf-8")
-    return _with_changes(text, records), record
+    return _with_changes(text, records, directory), record
 
 
 class _IndentedDumper(yaml.SafeDumper):
@@ -190,7 +210,7 @@ class _IndentedDumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
-def _with_changes(text: str, records: list[VersionRecord]) -> str:
+def _with_changes(text: str, records: list[VersionRecord], directory: str | Path) -> str:
     """``text`` with its top-level ``changes:`` block replaced (or appended)."""
     data = [{k: v for k, v in r.model_dump(mode="json").items() if v not in (None, {})}
             for r in records]
@@ -200,7 +220,7 @@ def _with_changes(text: str, records: list[VersionRecord]) -> str:
     start = next((i for i, line in enumerate(lines) if line.startswith("changes:")), None)
     if start is None:
         head = text if text.endswith("\n") or not text else text + "\n"
-        return head + _CHANGES_COMMENT + block
+        return head + _CHANGES_COMMENT.format(directory=directory) + block
     end = start + 1
     while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t#"):
         end += 1
@@ -214,7 +234,7 @@ _CHANGES_COMMENT = (
     "# Version history: each released version's sha256 and rule levels. `marrow-triage\n"
     "# rules check` fails when the rules change without a new version, or lower a level\n"
     "# without a new major version. After changing rules, run\n"
-    "#   marrow-triage rules release --record rules/\n"
+    "#   marrow-triage rules release --record {directory}\n"
     "# (it re-records the current version; set a new `version:` first if this one is\n"
     "# released).\n"
 )

@@ -140,8 +140,8 @@ def rules_diff(
 
 
 def rules_release(
-    directory: Annotated[Path, typer.Argument(help="The pack's directory.", file_okay=False)
-                         ] = Path("rules"),
+    directory: Annotated[Path, typer.Argument(help="The pack's (or overlay's) directory.",
+                                              file_okay=False)] = Path("rules"),
     record: Annotated[bool, typer.Option("--record", help="Record the current version's "
                                                           "sha256 and levels in pack.yaml.")
                       ] = False,
@@ -151,15 +151,24 @@ def rules_release(
         "--replaced", metavar="OLD=NEW", help="A rule of the previous version that this one "
         "replaces with another (repeat it); its level is compared with the new rule's.")
                         ] = None,
+    base: Annotated[Path | None, typer.Option(
+        help="Pack an overlay's `extends` is resolved against (default: the packaged pack).",
+        file_okay=False)] = None,
 ) -> None:
     """Show, or with --record write, the current version's record in pack.yaml (changes:).
+
+    An overlay has its own record: the hash of its own files, so a change of the pack it
+    extends does not change it, and the merged pack's levels.
 
     Run it with --record after every change to the rules (set a new `version:` first when
     the current one is released); `rules check` fails until the record matches. A rule
     removed in favour of another is named with --replaced OLD=NEW (after `rules diff`
-    shows no report goes down), so its level is compared with its successor's.
+    shows no report goes down), so its level is compared with its successor's. Exit 0: the
+    record is sound; 1: it fails the release check (the problems are listed); 2: bad input.
 
     Example: marrow-triage rules release --record rules/
+
+    Example: marrow-triage rules release --record examples/overlays/uk-site
     """
     pairs = None
     if replaced:
@@ -168,28 +177,29 @@ def rules_release(
             fail(["--replaced: write OLD=NEW, e.g. --replaced site-pain-persisting="
                   "site-pain-beyond-several-days"])
     try:
-        text, entry = record_version(directory, note, pairs)
-        pack = RulePack.from_path(directory)
+        text, entry = record_version(directory, note, pairs, base=base)
+        pack = RulePack.from_path(directory, base=base)
     except RulePackError as exc:
         fail([str(p) for p in exc.problems])
+    where = str(directory) if base is None else f"{directory} --base {base}"
     if not record:
-        problems = check_versions(pack, directory)
+        problems = check_versions(pack, where)
         for problem in problems:
             typer.echo(str(problem))
         typer.echo(json.dumps(entry.model_dump(mode="json", exclude_none=True), indent=2))
         if problems:
-            typer.echo(f"record it with: {RECORD_COMMAND.format(directory=directory)}")
-        raise typer.Exit(2 if problems else 0)
+            typer.echo(f"record it with: {RECORD_COMMAND.format(directory=where)}")
+        raise typer.Exit(1 if problems else 0)
     try:
         write_atomic(directory / "pack.yaml", text)
     except OSError as exc:
         fail([f"{directory / 'pack.yaml'}: cannot write: {exc.strerror or exc}"])
-    remaining = check_versions(RulePack.from_path(directory), directory)
+    remaining = check_versions(RulePack.from_path(directory, base=base), where)
     for problem in remaining:
         typer.echo(f"{directory.name}/{problem}", err=True)
     typer.echo(f"recorded {pack.name} {entry.version}: sha256 {entry.sha256}, "
                f"{len(entry.levels)} rule levels", err=True)
-    raise typer.Exit(2 if remaining else 0)
+    raise typer.Exit(1 if remaining else 0)  # recorded, but the release check still fails
 
 
 def _source_texts(pack: RulePack, sources: Path) -> dict[str, str]:

@@ -286,9 +286,10 @@ def rules_check(
     """Validate a rule pack or overlay: every problem with its file, rule id and field.
 
     Also lists, per locale, the texts not yet translated (shown in English until they are),
-    and checks a full pack's version history (changes: in pack.yaml): the content must be
-    what was recorded for its version, and a version that lowers a level must be a new
-    major one.
+    and checks the version history (changes: in pack.yaml): the current version must be
+    recorded (marrow-triage rules release --record DIR), the content must be what was
+    recorded for it, and a version that lowers a level must be a new major one. Exit 2: the
+    pack does not load; 1: it loads but its version record fails.
 
     Example: marrow-triage rules check rules/
 
@@ -299,9 +300,10 @@ def rules_check(
         compile_everything(pack)  # what durable_rules refuses only shows when compiled
     except RulePackError as exc:
         fail(problem_lines(exc.problems))
-    version_problems = check_versions(pack, directory)
-    if version_problems:
-        fail(problem_lines(version_problems, label=f"{directory.name}/"))
+    version_problems = check_versions(
+        pack, str(directory) if base is None else f"{directory} --base {base}")
+    if version_problems:  # the pack loads: a failed release check (1), not bad input (2)
+        fail(problem_lines(version_problems, label=f"{directory.name}/"), code=1)
     chain = " on ".join(f"{ref.name} {ref.version}" for ref in reversed(pack.chain[:-1]))
     recorded = " (recorded)" if pack.changes else ""
     typer.echo(
