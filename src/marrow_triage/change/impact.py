@@ -19,6 +19,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from marrow_triage.change.episodes import (
+    Episode,
+    episode_dicts,
+    episode_factors,
+    first_checkin_dicts,
+    run_dicts,
+    sample_episode_dicts,
+    to_episode,
+)
 from marrow_triage.change.space import (
     FieldClasses,
     boundary_classes,
@@ -31,6 +40,7 @@ from marrow_triage.errors import EngineError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import condition_in_words, rule_condition_in_words
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
+from marrow_triage.timeline.timeline import Timeline
 
 __all__ = [
     "Batch",
@@ -41,7 +51,10 @@ __all__ = [
     "TextChange",
     "Transition",
     "compare_engines",
+    "compare_timelines",
+    "episode_batches",
     "report_batches",
+    "timeline_differs",
 ]
 
 _CHUNK = 4096
@@ -167,6 +180,9 @@ class Impact:
     firing: dict[str, RuleFiring] = field(default_factory=dict)
     text: dict[tuple[str, str, str], TextChange] = field(default_factory=dict)
     definitions: list[DefinitionChange] = field(default_factory=list)
+    timeline: Impact | None = None
+    """The same comparison over episodes of check-ins (examples are episodes), made when
+    the packs' timeline rules or history settings differ."""
 
     @property
     def lower(self) -> int:
@@ -179,17 +195,21 @@ class Impact:
         return sum(t.count for t in self.transitions.values() if t.steps > 0)
 
     @property
-    def unevaluated_lowering(self) -> list[DefinitionChange]:
-        """Timeline rules lowered or removed: single reports cannot show their effect."""
+    def timeline_lowering(self) -> list[DefinitionChange]:
+        """Timeline rules whose definition lowers or removes them (information: what they
+        do to patients is measured over episodes, in :attr:`timeline`)."""
         return [d for d in self.definitions if d.kind == "timeline rule" and d.old_level
                 is not None and (d.new_level is None or d.new_level < d.old_level)]
 
     @property
     def exit_code(self) -> int:
-        """3: some report now gets a lower level; 1: levels changed, none lower; 0: none."""
-        if self.lower or self.unevaluated_lowering:
+        """3: some report or episode now gets a lower level (or a timeline rule is lowered
+        and no episode was compared); 1: levels changed, none lower; 0: none."""
+        timeline = self.timeline
+        if self.lower or (timeline is not None and timeline.lower) or (
+                timeline is None and self.timeline_lowering):
             return 3
-        return 1 if self.higher else 0
+        return 1 if self.higher or (timeline is not None and timeline.higher) else 0
 
     def sorted_transitions(self) -> list[Transition]:
         """Downward transitions first (largest drop first), then upward ones."""
@@ -233,6 +253,88 @@ def compare_engines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batc
         done += _compare_chunk(old, new, chunk, impact, locales)
         if progress is not None:
             progress(done, expected)
+    return impact
+
+
+def timeline_differs(old: RulePack, new: RulePack) -> bool:
+    """True when the packs' timeline rules or history settings differ: then episodes of
+    check-ins, not single reports, show what the change does."""
+    if old.history != new.history:
+        return True
+    return any(d.kind == "timeline rule" for d in definition_changes(old, new))
+
+
+def episode_batches(packs: Sequence[RulePack], samples: int = 10_000,
+                    seed: int = 0) -> list[Batch]:
+    """The episode space for comparing ``packs``' timelines: every pair of classes of the
+    current report's fields and of the history factors, and ``samples`` seeded episodes
+    (see :mod:`marrow_triage.change.episodes`)."""
+    first = first_checkin_dicts(packs)
+    runs = run_dicts(packs)
+    pairwise = episode_dicts(packs)
+    sparse = episode_dicts(packs, sparse=True)
+    factors = episode_factors(packs)
+    classes = sum(len(f.values) for f in factors)
+    batches = [Batch("the report classes pairwise as first check-ins", first, len(first)),
+               Batch(f"{classes:,} history classes of {len(factors)} factors pairwise with "
+                     "the report's", pairwise, len(pairwise)),
+               Batch("the same pairwise with only the report fields timeline rules test",
+                     sparse, len(sparse)),
+               Batch("reading runs (each reading class at every check-in, each span and "
+                     "count)", runs, len(runs))]
+    if samples:
+        class _Samples:
+            def __iter__(self) -> Iterator[Report]:
+                return sample_episode_dicts(packs, samples, seed)
+        batches.append(Batch(f"sampled (seed {seed})", _Samples(), samples))
+    return batches
+
+
+def compare_timelines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch], *,
+                      old_label: str = "old", new_label: str = "new",
+                      progress: Callable[[int, int], None] | None = None) -> Impact:
+    """Evaluate every episode of ``batches`` (see :func:`episode_batches`) with both
+    packs' timelines (:meth:`~marrow_triage.timeline.Timeline.evaluate`, no store) and
+    group what changed as :func:`compare_engines` does for reports; rule firing and
+    wording are kept for timeline and escalation rules only (the others fire as in the
+    report alone, compared as reports).
+
+    A pack without ``history:`` has no timeline: its result is the report's own.
+    """
+    impact = Impact(old=_identity(old.pack, old_label), new=_identity(new.pack, new_label),
+                    sources=[(b.label, b.count) for b in batches])
+    timelines = [Timeline(None, e) if e.pack.history is not None else None for e in (old, new)]
+    expected, done = sum(b.count for b in batches), 0
+    for chunk in _chunks(batches):
+        originals: list[Report] = []
+        episodes: list[Episode] = []
+        for data in chunk:
+            assert isinstance(data, dict)
+            try:
+                episodes.append(to_episode(data))
+            except ValidationError:
+                impact.invalid += 1
+                continue
+            originals.append(data)
+        reports = [e.report for e in episodes]
+        results = []
+        for engine, timeline in zip((old, new), timelines, strict=True):
+            singles = engine.triage_many(reports)
+            results.append(singles if timeline is None else
+                           [timeline.evaluate(e.earlier, e.report, e.at, single)
+                            for e, single in zip(episodes, singles, strict=True)])
+        for original, before, after in zip(originals, *results, strict=True):
+            _compare(impact, original, before, after)
+        impact.total += len(episodes)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, expected)
+    # Report rules fire in an episode as in its report alone (compared as reports); only
+    # timeline rules, and escalations that count their findings, depend on the history.
+    timeline_ids = {r.id for e in (old, new) for r in e.pack.timeline_rules}
+    timeline_ids |= {r.id for e in (old, new) for r in e.pack.rules if r.is_escalation}
+    impact.text = {k: v for k, v in impact.text.items() if k[0] in timeline_ids}
+    impact.firing = {k: v for k, v in impact.firing.items() if k in timeline_ids}
     return impact
 
 
@@ -529,16 +631,16 @@ def example_json(report: Report) -> str:
     return json.dumps(report, ensure_ascii=False)
 
 
-def counts_line(impact: Impact) -> str:
+def counts_line(impact: Impact, what: str = "reports") -> str:
     """``412,330 reports: 1,904 boundary classes … pairwise + 100,000 sampled + …``."""
-    text = f"{impact.total:,} reports: " + " + ".join(
-        _source_text(label, count) for label, count in impact.sources)
+    text = f"{impact.total:,} {what}: " + " + ".join(
+        _source_text(label, count, what) for label, count in impact.sources)
     if impact.invalid:
-        text += f" ({impact.invalid:,} generated combinations were not valid reports)"
+        text += f" ({impact.invalid:,} generated combinations were not valid {what})"
     return text
 
 
-def _source_text(label: str, count: int) -> str:
+def _source_text(label: str, count: int, what: str) -> str:
     if "pairwise" in label:
-        return f"{label} ({count:,} reports)"
+        return f"{label} ({count:,} {what})"
     return f"{count:,} {label}"

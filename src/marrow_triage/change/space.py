@@ -32,8 +32,8 @@ from marrow_triage.pack.facts import FACT_FIELDS, FactField
 from marrow_triage.pack.spec import RulePack
 from marrow_triage.units import decimal_of
 
-__all__ = ["FieldClasses", "boundary_classes", "covering_rows", "pack_thresholds",
-           "sample_reports", "threshold_step"]
+__all__ = ["FieldClasses", "boundary_classes", "covering_rows", "number_value",
+           "pack_thresholds", "sample_reports", "temperature_classes", "threshold_step"]
 
 MISSING = None
 """The class "not answered" (the field is left out of the report)."""
@@ -75,7 +75,7 @@ def threshold_step(threshold: Fraction) -> Fraction:
     return Fraction(1, 10 ** max(2, places + 1))
 
 
-def _number(value: Fraction) -> float | int:
+def number_value(value: Fraction) -> float | int:
     """A report number for an exact decimal value (a float that reads back as it)."""
     if value.denominator == 1:
         return int(value)
@@ -86,7 +86,9 @@ def _within(low: Fraction, high: Fraction, values: Iterable[Fraction]) -> list[F
     return sorted({v for v in values if low <= v <= high})
 
 
-def _temperature_classes(thresholds: set[Fraction]) -> list[Any]:
+def temperature_classes(thresholds: set[Fraction]) -> list[Any]:
+    """Not answered, then readings in °C and °F at and either side of each threshold (°C),
+    and each end of the range a reading may take."""
     classes: list[Any] = [MISSING]
     for unit in (TemperatureUnit.CELSIUS, TemperatureUnit.FAHRENHEIT):
         low, high = (Fraction(decimal_of(v)) for v in TEMPERATURE_LIMITS[unit])
@@ -99,7 +101,8 @@ def _temperature_classes(thresholds: set[Fraction]) -> list[Any]:
                 exact = threshold * Fraction(9, 5) + 32
                 at = Fraction(math.ceil(exact / step)) * step
             points += [at - step, at, at + step]
-        classes += [{"value": _number(v), "unit": unit.value} for v in _within(low, high, points)]
+        classes += [{"value": number_value(v), "unit": unit.value}
+                    for v in _within(low, high, points)]
     return classes
 
 
@@ -108,7 +111,7 @@ def _number_classes(field: FactField, thresholds: set[Fraction]) -> list[Any]:
     high = field.maximum if field.maximum is not None else Fraction(MAX_HOURS_SINCE_PROCEDURE)
     step = {t: Fraction(1) if field.kind == "integer" else threshold_step(t) for t in thresholds}
     points = [low, high, *(t + d for t in thresholds for d in (-step[t], 0, step[t]))]
-    return [_number(v) for v in _within(low, high, points)]
+    return [number_value(v) for v in _within(low, high, points)]
 
 
 def _is_temperature(field: FactField) -> bool:
@@ -129,7 +132,7 @@ def boundary_classes(packs: Sequence[RulePack]) -> list[FieldClasses]:
         tested = thresholds.get(name, set())
         values: list[Any]
         if _is_temperature(field):
-            values = _temperature_classes(tested)
+            values = temperature_classes(tested)
         elif field.kind in ("number", "integer"):
             values = _number_classes(field, tested)
         elif field.kind == "boolean":

@@ -144,16 +144,18 @@ def _time_error(name: str, message: str) -> TimelineError:
 class Timeline:
     """Follow-up check-ins of patient episodes, weighed together with their history.
 
-    ``store`` keeps the check-ins (see :func:`~marrow_triage.timeline.open_store`);
-    ``engine`` triages single reports and supplies the rule pack (the packaged one by
-    default), whose ``history:`` settings also bound the check-in times accepted.
+    ``store`` keeps the check-ins (see :func:`~marrow_triage.timeline.open_store`); a
+    timeline made with ``None`` only evaluates given check-ins (:meth:`evaluate`), as
+    ``rules diff`` does, and refuses whatever needs a store. ``engine`` triages single
+    reports and supplies the rule pack (the packaged one by default), whose ``history:``
+    settings also bound the check-in times accepted.
     ``clock`` gives "now" when a call does not (the system clock by default). Episodes
     whose latest check-in is more than ``expire_after_days`` old are erased by
     :meth:`expire` only: recording never erases anything. Check-ins may arrive out of
     order; they are weighed and listed in the order of ``at``.
     """
 
-    def __init__(self, store: Store, engine: TriageEngine | None = None, *,
+    def __init__(self, store: Store | None, engine: TriageEngine | None = None, *,
                  expire_after_days: float = 30,
                  clock: Callable[[], datetime] | None = None) -> None:
         if engine is None:
@@ -164,7 +166,7 @@ class Timeline:
             raise RulePackError([Problem.in_pack(
                 "pack.yaml", None, "history", "required by the timeline (its check-in time "
                 "settings bound the times it accepts)")])
-        self.store = store
+        self._store = store
         self.engine = engine
         self.pack: RulePack = engine.pack
         self.settings: HistorySettings = engine.pack.history
@@ -173,6 +175,15 @@ class Timeline:
         self._state_key = state_key(self.settings)
         self._escalation_ids = {r.id for r in self.pack.rules if r.is_escalation}
         self._evaluators = EvaluatorPool(compile_timeline(self.pack), timeline_levels(self.pack))
+
+    @property
+    def store(self) -> Store:
+        """Where the check-ins are kept; :class:`TimelineError` for a timeline made without
+        one (it only evaluates)."""
+        if self._store is None:
+            message = "this timeline has no store: it only evaluates given check-ins"
+            raise TimelineError(message, [Problem("store", message)])
+        return self._store
 
     def record(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
                at: datetime, *, checkin_id: str | None = None,

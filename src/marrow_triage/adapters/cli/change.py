@@ -18,7 +18,12 @@ from marrow_triage._json import checked_text
 from marrow_triage.adapters.cli.files import write_atomic
 from marrow_triage.adapters.cli.report_input import fail, validation_lines
 from marrow_triage.change import compare_engines, impact_json, impact_markdown, impact_text
-from marrow_triage.change.impact import report_batches
+from marrow_triage.change.impact import (
+    compare_timelines,
+    episode_batches,
+    report_batches,
+    timeline_differs,
+)
 from marrow_triage.change.trace import TracedExample, build_trace, render_trace
 from marrow_triage.engine.triage import EngineError, TriageEngine
 from marrow_triage.errors import ReportError, RulePackError
@@ -31,6 +36,8 @@ __all__ = ["rules_diff", "rules_release", "rules_trace"]
 PACKAGED = "packaged"
 _PROGRESS_FROM = 20_000
 """Runs of at least this many reports show progress on stderr."""
+_EPISODE_PROGRESS_FROM = 2_000
+"""... or of this many episodes (each weighs a timeline in both packs, one at a time)."""
 
 
 def _load(which: str, role: str, base: Path | None = None) -> TriageEngine:
@@ -79,6 +86,9 @@ def rules_diff(
     samples: Annotated[int, typer.Option(help="Seeded sample reports to add.", min=0,
                                          max=10_000_000)] = 100_000,
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    episodes: Annotated[int, typer.Option(help="Seeded sample episodes of check-ins to add "
+                                          "when the timeline rules or history settings "
+                                          "differ.", min=0, max=1_000_000)] = 5_000,
     workers: Annotated[int, typer.Option(help="Processes comparing reports (0: one per core, "
                                               "up to 2).", min=0, max=64)] = 0,
     locales: Annotated[str, typer.Option(help="Locales whose wording to compare besides "
@@ -92,9 +102,12 @@ def rules_diff(
 
     Both packs triage the same reports: every field's classes at and either side of every
     threshold either pack tests, combined pairwise, plus a seeded sample and --reports.
-    Wording is compared in English and in each locale both packs have (--locales). Exit 0:
-    no level changes; 1: some levels go up, none down; 3: at least one report gets a lower
-    level (possible under-triage); 2: bad input.
+    Wording is compared in English and in each locale both packs have (--locales). When the
+    timeline rules or history settings differ, both packs' timelines also weigh the same
+    episodes: a current report after up to a few earlier check-ins, at and either side of
+    every history cut-off, pairwise, plus --episodes seeded ones. Exit 0: no level
+    changes; 1: some levels go up, none down; 3: at least one report or episode gets a
+    lower level (possible under-triage); 2: bad input.
 
     Example: marrow-triage rules diff packaged my-rules/ --markdown > impact.md
     """
@@ -131,6 +144,23 @@ def rules_diff(
                                  workers=workers or min(2, os.cpu_count() or 1),
                                  locales=chosen,
                                  progress=progress if total >= _PROGRESS_FROM else None)
+        if timeline_differs(before.pack, after.pack):
+            episode_space = episode_batches([before.pack, after.pack], samples=episodes,
+                                            seed=seed)
+            episode_total = sum(b.count for b in episode_space)
+            episodes_started = time.monotonic()
+
+            def episode_progress(done: int, expected: int) -> None:
+                now = time.monotonic()
+                if now - last[0] >= 1 or done == expected:
+                    last[0] = now
+                    typer.echo(f"compared {done:,}/{expected:,} episodes "
+                               f"({now - episodes_started:.1f} s)", err=True)
+
+            impact.timeline = compare_timelines(
+                before, after, episode_space, old_label=old, new_label=new,
+                progress=episode_progress if episode_total >= _EPISODE_PROGRESS_FROM
+                else None)
     except EngineError as exc:
         fail([f"internal error: {exc}"], code=1)
     output = impact_json(impact) if as_json else impact_markdown(impact) if markdown else \
