@@ -708,3 +708,48 @@ def test_uk_site_example(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert "**Added by overlay** uk-site-haematology 1.0.0" in out.stdout
     assert "(overlay uk-site-haematology 1.0.0: value 38.3 -> 38)" in out.stdout
+
+
+def test_the_watch_list_follows_the_thresholds_an_overlay_sets() -> None:
+    """A self-care result's warning signs state the chain's thresholds, not the base's."""
+    nothing = {"hours_since_procedure": 30}
+    base = TriageEngine.default().triage(nothing)
+    site = TriageEngine.from_path(EXAMPLE).triage(nothing)
+    assert base.level is site.level is Urgency.SELF_CARE
+    base_text, site_text = " ".join(base.advice), " ".join(site.advice)
+    assert "a temperature of 38.3 °C (100.94 °F) or more" in base_text
+    assert "a temperature of 38.0 °C (100.4 °F) or more" in site_text
+    assert "38.3" not in site_text and "100.94" not in site_text
+    spanish = TriageEngine.from_path(EXAMPLE).triage(nothing, locale="es")
+    assert "38.0 °C (100.4 °F) o más" in " ".join(spanish.advice)
+
+
+def _small_pack(root: Path, parameters: dict[str, Any] | None) -> Path:
+    """A pack with one rule and no ``texts:`` (it borrows the packaged wording)."""
+    root.mkdir(parents=True)
+    meta: dict[str, Any] = {"name": "small", "version": "0.1.0", "documents": {
+        "doc": {"title": "Test document", "publisher": "Tests"}}}
+    if parameters is not None:
+        meta["parameters"] = parameters
+    (root / "pack.yaml").write_text(yaml.safe_dump(meta), "utf-8")
+    rule = {"id": "chest-pain", "title": "Chest pain", "level": "emergency",
+            "when": {"chest_pain": {"is": True}}, "explanation": "Chest pain: {chest_pain}.",
+            "advice": ["Call {emergency_number} now."],
+            "source": {"document": "doc", "section": "S", "quote": "q"}}
+    (root / "rules.yaml").write_text(yaml.safe_dump({"rules": [rule]}), "utf-8")
+    return root
+
+
+def test_a_pack_without_texts_states_its_own_thresholds_in_the_borrowed_watch_list(
+        tmp_path: Path) -> None:
+    """The packaged watch list states parameters: a pack that borrows it shows its own
+    value where it has one, and the packaged one (with its source) where it has none."""
+    own = {"fever_c": {"value": 38.0, "description": "Fever threshold in °C.",
+                       "source": {"document": "doc", "section": "S", "quote": "q"}}}
+    nothing = {"hours_since_procedure": 30}
+    with_own = TriageEngine.from_path(_small_pack(tmp_path / "own", own)).triage(nothing)
+    assert "a temperature of 38.0 °C (100.4 °F) or more" in " ".join(with_own.advice)
+    borrowed = TriageEngine.from_path(_small_pack(tmp_path / "none", None))
+    assert "a temperature of 38.3 °C (100.94 °F) or more" in " ".join(
+        borrowed.triage(nothing).advice)
+    assert borrowed.pack.parameters["fever_c"].source.document == "cancer-net-bmab"

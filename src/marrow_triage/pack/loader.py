@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -57,6 +58,7 @@ from marrow_triage.pack.spec import (
     Translation,
     parameter_text,
 )
+from marrow_triage.pack.templates import rendered_names
 from marrow_triage.pack.texts import (
     LOCALE,
     RULE_TEXT_FIELDS,
@@ -69,6 +71,7 @@ from marrow_triage.pack.texts import (
     read_translation,
 )
 from marrow_triage.pack.yaml_text import YamlLimitError, read_yaml_file
+from marrow_triage.units import exact, format_number
 
 __all__ = ["default_rules_path", "load_rule_pack"]
 
@@ -243,6 +246,22 @@ def _base_content(layer: Layer, problems: list[Problem]) -> Merged:
                 if name not in routes:
                     routes[name] = text
                     labels[f"routes.{name}"] = label
+        # The parameters that wording states (the watch list's thresholds), where the
+        # pack has none of its own by that name, with the documents they cite.
+        parameters = meta.setdefault("parameters", {})
+        documents = meta.setdefault("documents", {})
+        if isinstance(parameters, dict) and isinstance(documents, dict):
+            used = _placeholders_in(meta["texts"])
+            packaged_documents = wording.get("documents") or {}
+            for name, parameter in (wording.get("parameters") or {}).items():
+                if name in parameters or not (name in used or _fahrenheit_name(name) in used):
+                    continue
+                parameters[name] = parameter
+                labels[f"parameters.{name}"] = label
+                cited = (parameter.get("source") or {}).get("document")
+                if cited not in documents and cited in packaged_documents:
+                    documents[cited] = packaged_documents[cited]
+                    labels[f"documents.{cited}"] = label
     english = english_table({**meta, "__label__": layer.meta_label}, layer.items)
     translations: dict[str, dict[str, TextValue]] = {}
     notes: dict[str, str] = {}
@@ -359,11 +378,38 @@ def _validate_meta(merged: Merged, problems: list[Problem]) -> PackMeta | None:
         return None
 
 
+def _fahrenheit_name(parameter: str) -> str | None:
+    """The placeholder showing a °C parameter (``fever_c``) in °F (``fever_f``)."""
+    return parameter.removesuffix("_c") + "_f" if parameter.endswith("_c") else None
+
+
+def _placeholders_in(texts: Any) -> set[str]:
+    """Every placeholder name in a nested mapping or list of texts (malformed ones skipped)."""
+    names: set[str] = set()
+    stack = [texts]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            names.update(rendered_names(node))
+        elif isinstance(node, Mapping):
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return names
+
+
 def _constants(meta: PackMeta, merged: Merged, problems: list[Problem]) -> dict[str, str]:
     """Parameter values and contact routes by name: what ``{name}`` shows in a text."""
     constants: dict[str, str] = {}
     for name, parameter in meta.parameters.items():
         constants[name] = parameter_text(parameter.value)
+    for name, parameter in meta.parameters.items():
+        # A temperature in °C (``*_c``) is shown in °F too (``{*_f}``), exactly: a tenth
+        # of a degree Celsius is at most two decimals Fahrenheit (38.3 °C is 100.94 °F),
+        # so a patient reading either scale is held to the same threshold.
+        shown_f = _fahrenheit_name(name)
+        if shown_f is not None and shown_f not in meta.parameters:
+            constants[shown_f] = format_number(exact(parameter.value) * Fraction(9, 5) + 32, 2)
     for name, text in meta.routes.items():
         where = f"routes.{name}"
         if name in constants:
