@@ -22,7 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from history_strategies import episodes
-from marrow_triage import RulePack, StoreError, TimelineError, TriageEngine, Urgency
+from marrow_triage import (
+    RulePack,
+    StoreError,
+    TimelineError,
+    TriageEngine,
+    Urgency,
+    default_engine,
+)
 from marrow_triage.models import SymptomReport, TriageResult
 from marrow_triage.timeline import (
     SCHEMA_VERSION,
@@ -407,21 +414,35 @@ def test_forget_expire_load_and_plain_evaluations_drop_the_state(
     assert spy.paths == ["checkins", "checkins", "checkins"]
 
 
-def test_a_version_2_database_is_migrated(store_url: str, engine: TriageEngine) -> None:
-    """A database written before the history states: they are added, and each episode's
-    next record rebuilds its state from its check-ins."""
+def test_a_version_2_database_is_migrated(store_url: str, engine: TriageEngine,
+                                          result: TriageResult) -> None:
+    """A database written before the history states: the migration folds each stored
+    episode's state (with the packaged pack's settings), so the next record is weighed
+    from it; and it gives what reading the episode gives."""
+    fever = {"hours_since_procedure": 50, "temperature": {"value": 38.1, "unit": "C"}}
     with open_store(store_url) as first:
-        Timeline(first, engine, clock=lambda: T0).record("ep-1", REPORT, T0)
+        timeline = Timeline(first, engine, clock=lambda: T0 + timedelta(days=1))
+        for minutes, report in ((0, {**fever, "recent_chemotherapy": True}), (20, REPORT),
+                                (40, fever)):
+            timeline.record("ep-1", report, T0 + timedelta(minutes=minutes))
+        timeline.record("ep-2", REPORT, T0)
+        before = {e: _state(store_url, e) for e in ("ep-1", "ep-2")}
+        # Enough episodes that the migration writes their states in several batches.
+        first.load(CheckIn(f"bulk-{n}", 0, T0, REPORT, result) for n in range(1200))
     _execute(store_url, "DROP TABLE episode_states")
     _execute(store_url, "UPDATE marrow_schema SET version = 2")
     with open_store(store_url) as again:
+        assert _query(store_url, "SELECT version FROM marrow_schema") == [(SCHEMA_VERSION,)]
+        assert {e: _state(store_url, e) for e in ("ep-1", "ep-2")} == before
+        assert _query(store_url, "SELECT count(*) FROM episode_states") == [(1202,)]
         timeline, spy = _spied(again, engine)
-        timeline.record("ep-1", REPORT, T0 + timedelta(minutes=5))
-        timeline.record("ep-1", REPORT, T0 + timedelta(minutes=6))
-    assert spy.paths == ["checkins", "state"]
-    assert _query(store_url, "SELECT version FROM marrow_schema") == [(SCHEMA_VERSION,)]
-    [(_, state)] = _state(store_url, "ep-1")
-    assert HistoryState.loads(str(state)).count == 3
+        recorded = timeline.record("ep-1", fever, T0 + timedelta(minutes=70))
+        expected = timeline.evaluate(again.checkins("ep-1")[:-1], SymptomReport(**fever),
+                                     T0 + timedelta(minutes=70))
+    packaged = engine.pack.history == default_engine().pack.history
+    assert spy.paths == ["state" if packaged else "checkins"]
+    assert recorded.model_dump_json() == expected.model_dump_json()
+    assert recorded.level is Urgency.EMERGENCY  # the chemotherapy 70 minutes before
 
 
 def _execute(url: str, sql: str) -> None:

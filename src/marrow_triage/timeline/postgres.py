@@ -9,6 +9,7 @@ the WAL flush (``synchronous_commit = on``), so an acknowledged check-in survive
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from marrow_triage.timeline.store import (
     _redact,
     decode_reports,
     latest_after,
+    migrated_states,
     replay,
     report_json,
     weigh,
@@ -67,7 +69,7 @@ CREATE UNIQUE INDEX checkins_by_checkin_id ON checkins (episode_id, checkin_id)
 CREATE TABLE marrow_schema (version integer NOT NULL);
 """
 # Version 3: each episode's history state, written in the check-in's transaction with the
-# latest check-in it covers. Existing episodes get theirs at their next record.
+# latest check-in it covers; the migration folds it for the episodes already stored.
 _TO_VERSION_3 = """
 CREATE TABLE episode_states (
     episode_id text PRIMARY KEY,
@@ -165,6 +167,18 @@ class PostgresStore:
                 conn.execute("INSERT INTO marrow_schema (version) VALUES (2)")
             # Version 2 (the first on PostgreSQL) to 3.
             _script(conn, _TO_VERSION_3)
+            # Streamed through a server-side cursor, one episode at a time: a large
+            # timeline is never held in memory.
+            with conn.cursor(name="marrow_migrate_states") as rows, conn.cursor() as insert:
+                rows.execute("SELECT episode_id, seq, at, report::text FROM checkins "
+                             "ORDER BY episode_id, at, seq")
+                states = migrated_states(rows)
+                # In batches: executemany pipelines, and the server-side cursor cannot
+                # fetch while a pipeline is open.
+                while batch := list(itertools.islice(states, 500)):
+                    insert.executemany(
+                        "INSERT INTO episode_states (episode_id, state_key, state, last_at, "
+                        "last_seq) VALUES (%s, %s, %s, %s, %s)", batch)
             conn.execute("UPDATE marrow_schema SET version = %s", (SCHEMA_VERSION,))
 
     def record(self, episode_id: str, at: datetime, report: SymptomReport,

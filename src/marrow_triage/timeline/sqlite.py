@@ -29,6 +29,7 @@ from marrow_triage.timeline.store import (
     decode_reports,
     from_micros,
     latest_after,
+    migrated_states,
     replay,
     report_json,
     to_micros,
@@ -55,7 +56,7 @@ CREATE UNIQUE INDEX checkins_by_checkin_id ON checkins (episode_id, checkin_id)
 CREATE TABLE marrow_schema (version INTEGER NOT NULL);
 """
 # Version 3: each episode's history state, written in the check-in's transaction with the
-# latest check-in it covers. Existing episodes get theirs at their next record.
+# latest check-in it covers; the migration folds it for the episodes already stored.
 _TO_VERSION_3 = """
 CREATE TABLE episode_states (
     episode_id TEXT PRIMARY KEY,
@@ -133,6 +134,12 @@ class SQLiteStore:
                 self._script(_TO_VERSION_2)
                 self._db.execute("INSERT INTO marrow_schema (version) VALUES (2)")
             self._script(_TO_VERSION_3)
+            # Streamed, one episode at a time: a large timeline is never held in memory.
+            rows = self._db.execute("SELECT episode_id, seq, at_us, report FROM checkins "
+                                    "ORDER BY episode_id, at_us, seq")
+            self._db.executemany("INSERT INTO episode_states (episode_id, state_key, state, "
+                                 "last_at_us, last_seq) VALUES (?, ?, ?, ?, ?)",
+                                 migrated_states(rows))
             self._db.execute("UPDATE marrow_schema SET version = ?", (SCHEMA_VERSION,))
 
     def _script(self, statements: str) -> None:

@@ -22,9 +22,10 @@ falls back to reading every check-in, and the state is rebuilt.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -239,6 +240,39 @@ def weigh(evaluate: Evaluate | Weighing, at: Any, latest: tuple[Any, int] | None
     if weighed is None:
         weighed = evaluate.from_checkins(read())
     return weighed.result, (evaluate.key, weighed.state)
+
+
+def migrated_states(rows: Iterable[tuple[str, int, Any, str]]
+                    ) -> Iterator[tuple[str, str, str, Any, int]]:
+    """The history states of existing episodes, for the migration that adds them.
+
+    ``rows`` are every check-in's ``(episode_id, seq, at, report)`` ordered by episode, then
+    time, then ``seq``; yields ``(episode_id, key, state, last_at, last_seq)``. The states
+    are folded with the packaged pack's history settings: a timeline on a pack with other
+    settings finds another key and rebuilds each episode's state at its next record.
+    Rows that cannot be read are left out, as a record reading the episode leaves them.
+    """
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is None:  # a new database: no need to load the pack
+        return
+    # Imported here: only a migration needs the packaged pack.
+    from marrow_triage.engine.triage import default_engine
+    from marrow_triage.timeline.history import HistoryState, state_key
+
+    settings = default_engine().pack.history
+    if settings is None:
+        return
+    key = state_key(settings)
+    for episode_id, group in itertools.groupby(itertools.chain([first], rows),
+                                               key=lambda row: row[0]):
+        episode = list(group)
+        decoder = RowDecoder(episode_id)
+        reported = decode_reports([(seq, at, report) for _, seq, at, report in episode],
+                                  decoder)
+        _, last_seq, last_at, _ = episode[-1]
+        yield (episode_id, key, HistoryState.of(reported, settings).dumps(), last_at,
+               last_seq)
 
 
 def latest_after(latest: tuple[Any, int] | None, at: Any, seq: int) -> tuple[Any, int]:
