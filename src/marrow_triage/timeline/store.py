@@ -34,8 +34,10 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 
+from marrow_triage.engine.triage import default_engine
 from marrow_triage.errors import CheckInConflictError, Problem, StoreError
 from marrow_triage.models import SymptomReport, TriageResult
+from marrow_triage.timeline.history import HistoryState, state_key
 
 __all__ = [
     "MAX_AT",
@@ -256,10 +258,6 @@ def migrated_states(rows: Iterable[tuple[str, int, Any, str]]
     first = next(rows, None)
     if first is None:  # a new database: no need to load the pack
         return
-    # Imported here: only a migration needs the packaged pack.
-    from marrow_triage.engine.triage import default_engine
-    from marrow_triage.timeline.history import HistoryState, state_key
-
     settings = default_engine().pack.history
     if settings is None:
         return
