@@ -597,6 +597,12 @@ def test_no_result_contradicts_its_level(engine: TriageEngine, report: SymptomRe
             # keeps to say ("also tell them about ...").
             assert any(text in (r.advice if r.level is result.level else r.also_tell)
                        for r in fired), text
+        for finding in result.findings:  # a finding shown on its own says the same
+            rule = pack.rule(finding.rule_id)
+            assert finding.advice == (rule.advice if rule.level is result.level
+                                      else rule.also_tell), finding.rule_id
+            assert not any(word in text.lower() for text in finding.advice
+                           for word in DEFERRING), (finding.rule_id, finding.advice)
         if result.level is Urgency.EMERGENCY:
             assert not any(text.lower().startswith(("call your care team", "contact your"))
                            for text in result.advice), result.advice
@@ -621,6 +627,8 @@ def test_the_contradiction_check_can_fail(engine: TriageEngine) -> None:
     assert any(word in text.lower() for text in naive for word in DEFERRING)
     assert not any(word in text.lower() for text in result.advice for word in DEFERRING)
     assert "Also tell them about the redness around the needle site." in result.advice
+    redness = next(f for f in result.findings if f.rule_id == "site-redness")
+    assert redness.advice == ("Also tell them about the redness around the needle site.",)
 
 
 # --- questions: asked whenever an answer could raise the level, highest first -------------

@@ -476,12 +476,14 @@ def check_example(example: Example, result: TriageResult, pack: RulePack) -> Non
     for finding in result.findings:
         rule = pack.rule(finding.rule_id)
         assert finding.level is rule.level
-        assert finding.advice == rule.advice
         assert finding.source.quote == rule.source.quote
         if outranked and rule.level < example.level:
-            # A lower finding keeps only what it adds ("also tell them about ...").
+            # A lower finding keeps only what it adds ("also tell them about ..."), in the
+            # result's advice and in the finding itself.
+            assert finding.advice == rule.also_tell
             assert set(rule.also_tell) <= set(result.advice)
         else:
+            assert finding.advice == rule.advice
             assert set(finding.advice) <= set(result.advice)
         if not outranked:
             assert set(rule.reassurance) <= set(result.reassurance)

@@ -291,7 +291,7 @@ class Explainer:
         # model_copy does not validate again: the outline and each finding were
         # validated when made, and findings is the same type the outline holds.
         return outline.model_copy(update={
-            "findings": tuple(finding for finding, _ in findings),
+            "findings": self.as_outranked([finding for finding, _ in findings], outline.level),
             "fallbacks": tuple(sorted(value_fallbacks.union(outline.fallbacks)))
             if value_fallbacks else outline.fallbacks})
 
@@ -335,6 +335,18 @@ class Explainer:
         return _unique(text for rule in fired
                        for text in (self._also_tell[rule.id] if outranked and rule.level < level
                                     else self._advice[rule.id]))
+
+    def as_outranked(self, findings: Iterable[Finding], level: Urgency) -> tuple[Finding, ...]:
+        """The findings of a result at ``level``, each lower finding's advice under an
+        urgent or emergency action replaced by its ``also_tell`` text (or none), as in the
+        result's advice: a finding shown on its own must not defer the action either."""
+        if level < Urgency.URGENT:
+            return tuple(findings)
+        return tuple(
+            finding.model_copy(update={"advice": self._also_tell.get(finding.rule_id, ())})
+            if finding.level < level and finding.advice != self._also_tell.get(finding.rule_id)
+            else finding
+            for finding in findings)
 
     def reassurance(self, level: Urgency, fired: Iterable[FiredRule]) -> tuple[str, ...]:
         """Reassurance of the expected after-effects that fired; none under an urgent or

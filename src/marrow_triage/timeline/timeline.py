@@ -364,7 +364,7 @@ class Timeline:
             "level_label": label,
             "action": action,
             "summary": explainer.summary(level, fired_rules, len(report_result.questions)),
-            "findings": tuple(findings),
+            "findings": explainer.as_outranked(findings, level),
             # The same wording policy as a single report's result: history can raise the
             # level, and then lower findings' deferring advice and reassurance must go.
             "advice": explainer.advice(level, fired_rules),
