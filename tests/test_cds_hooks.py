@@ -587,3 +587,14 @@ def test_the_patients_own_words_never_become_markup_in_a_card(engine: TriageEngi
     assert "![x](http" not in detail and "[call](http" not in detail and "<b>" not in detail
     assert r"\!\[x\](http://evil.example/a.png) and \[call\](http://evil.example) \<b\>now" \
         in detail
+
+
+@pytest.mark.parametrize("instance", ["not-a-uuid", "", "1234"])
+def test_a_hook_instance_that_is_not_a_uuid_is_refused_naming_it(
+        client: httpx.Client, server: LiveServer, instance: str) -> None:
+    """CDS Hooks 2.0: hookInstance is a UUID for the hook call."""
+    body = hook_body()
+    body["hookInstance"] = instance
+    response = call(client, server, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "hookInstance"]

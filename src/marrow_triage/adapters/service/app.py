@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -149,7 +150,8 @@ class CdsRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     hook: Literal["patient-view"] = Field(description="The hook the service declares.")
-    hookInstance: str
+    hookInstance: uuid.UUID = Field(
+        description="A UUID for this hook call (CDS Hooks 2.0: REQUIRED, universally unique).")
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
 
