@@ -414,6 +414,52 @@ def test_forget_expire_load_and_plain_evaluations_drop_the_state(
     assert spy.paths == ["checkins", "checkins", "checkins"]
 
 
+def test_expire_waits_for_a_checkin_being_recorded(store_url: str, store: Store,
+                                                   engine: TriageEngine) -> None:
+    """An expiry that meets a check-in being recorded into an expired episode waits for
+    it, then finds the episode recent: the acknowledged check-in is not erased, and the
+    stored state covers exactly the check-ins that remain."""
+    timeline = Timeline(store, engine, clock=lambda: T0 + timedelta(days=60))
+    timeline.record("ep-1", REPORT, T0)
+    later = T0 + timedelta(days=10)
+    inside, release = threading.Event(), threading.Event()
+
+    class Waiting:
+        def record(self, episode_id: str, at: datetime, report: SymptomReport,
+                   evaluate: Evaluate | Weighing, checkin_id: str | None = None) -> Recorded:
+            assert isinstance(evaluate, Weighing)
+
+            def from_state(state: str | None) -> Weighed | None:
+                inside.set()
+                assert release.wait(30)
+                return evaluate.from_state(state)
+
+            return store.record(episode_id, at, report,
+                                Weighing(evaluate.key, from_state, evaluate.from_checkins),
+                                checkin_id)
+
+    waiting = Timeline(Waiting(), engine,  # type: ignore[arg-type]
+                       clock=lambda: T0 + timedelta(days=60))
+    recorded: list[TriageResult] = []
+    writer = threading.Thread(target=lambda: recorded.append(
+        waiting.record("ep-1", REPORT, later)))
+    expired: list[list[str]] = []
+    with open_store(store_url) as other:  # opened first: opening SQLite takes its lock
+        writer.start()
+        assert inside.wait(30)
+        expirer = threading.Thread(target=lambda: expired.append(
+            other.expire(T0 + timedelta(days=1), 10)))
+        expirer.start()
+        expirer.join(0.5)  # it waits for the episode's lock
+        release.set()
+        writer.join(60)
+        expirer.join(60)
+    assert recorded and expired == [[]]
+    assert [c.at for c in store.checkins("ep-1")] == [T0, later]
+    [(_, state)] = _state(store_url, "ep-1")
+    assert HistoryState.loads(str(state)).count == 2
+
+
 def test_a_version_2_database_is_migrated(store_url: str, engine: TriageEngine,
                                           result: TriageResult) -> None:
     """A database written before the history states: the migration folds each stored

@@ -79,6 +79,9 @@ CREATE TABLE episode_states (
     last_seq bigint NOT NULL
 );
 """
+# Episodes one expiry transaction locks at most (each lock takes a slot of the server's
+# lock table, max_locks_per_transaction per connection).
+_EXPIRE_CHUNK = 500
 # What forget and expire vacuum: every table that holds an episode's data.
 _EPISODE_TABLES = "checkins, episode_states"
 
@@ -307,15 +310,34 @@ class PostgresStore:
         return None
 
     def expire(self, before: datetime, limit: int) -> list[str]:
-        """Erase at most ``limit`` episodes whose latest check-in is before ``before``."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT episode_id FROM checkins GROUP BY episode_id HAVING MAX(at) < %s "
-                "ORDER BY episode_id LIMIT %s", (before, limit)).fetchall()
-            ids = [row[0] for row in rows]
-            if ids:
-                conn.execute("DELETE FROM checkins WHERE episode_id = ANY(%s)", (ids,))
-                conn.execute("DELETE FROM episode_states WHERE episode_id = ANY(%s)", (ids,))
+        """Erase at most ``limit`` episodes whose latest check-in is before ``before``, in
+        transactions of at most ``_EXPIRE_CHUNK`` episodes, each holding their locks.
+
+        Under the episodes' locks, so that a check-in being recorded into one of them
+        meanwhile is neither erased (it was acknowledged) nor stored with a history state
+        that still holds the erased check-ins: the episode is checked again once locked.
+        """
+        ids: list[str] = []
+        while len(ids) < limit:
+            chunk = min(limit - len(ids), _EXPIRE_CHUNK)
+            with self._transaction() as conn:
+                candidates = [row[0] for row in conn.execute(
+                    "SELECT episode_id FROM checkins GROUP BY episode_id HAVING MAX(at) < %s "
+                    "ORDER BY episode_id LIMIT %s", (before, chunk))]
+                # In key order: two expiries never wait for each other in a cycle.
+                for key in sorted({_episode_key(e) for e in candidates}):
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_LOCK_CLASS, key))
+                expired = [row[0] for row in conn.execute(
+                    "SELECT episode_id FROM checkins WHERE episode_id = ANY(%s) "
+                    "GROUP BY episode_id HAVING MAX(at) < %s ORDER BY episode_id",
+                    (candidates, before))]
+                if expired:
+                    conn.execute("DELETE FROM checkins WHERE episode_id = ANY(%s)", (expired,))
+                    conn.execute("DELETE FROM episode_states WHERE episode_id = ANY(%s)",
+                                 (expired,))
+            ids += expired
+            if len(candidates) < chunk:
+                break
         if ids:
             self._vacuum()
         return ids

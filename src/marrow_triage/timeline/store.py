@@ -303,7 +303,9 @@ class Store(Protocol):
         """Import stored check-ins as they are, results included, in bulk (moving a
         timeline from one store to another, or filling a benchmark); their ``seq`` is
         assigned anew. Not a way to record: nothing is weighed, and the states of the
-        episodes imported into are dropped (the next record rebuilds them). Returns how
+        episodes imported into are dropped (the next record rebuilds them). Run it while
+        nothing records into those episodes: it does not take their locks, so a record
+        meeting the import could keep a state without the imported rows. Returns how
         many."""
         ...
 
@@ -317,8 +319,9 @@ class Store(Protocol):
 
     def expire(self, before: datetime, limit: int) -> list[str]:
         """Erase at most ``limit`` episodes (check-ins and state) whose latest check-in is
-        before ``before``, in one transaction; return their ids (fewer than ``limit``: none
-        is left)."""
+        before ``before``, in one transaction (PostgreSQL: one per 500 episodes), each
+        episode checked again under its lock so that a check-in being recorded into it is
+        never erased; return their ids (fewer than ``limit``: none is left)."""
         ...
 
     def latest(self) -> LatestCheckIns:
