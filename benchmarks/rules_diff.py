@@ -30,12 +30,16 @@ from pathlib import Path
 
 from marrow_triage import RulePack, TriageEngine
 from marrow_triage.change import compare_engines, report_batches
-from marrow_triage.change.impact import compare_timelines, counts_line, episode_batches
+from marrow_triage.change.impact import (
+    EPISODE_SAMPLES,
+    compare_timelines,
+    counts_line,
+    episode_batches,
+)
 from marrow_triage.pack.loader import default_rules_path
 
 TARGET_SECONDS = 20.0
 TARGET_EPISODE_SECONDS = 15.0
-DEFAULT_EPISODES = 5_000
 
 
 def moved_fever_pack(target: Path) -> Path:
@@ -78,7 +82,7 @@ def timeline_part(episodes: int) -> None:
     print(counts_line(impact, "episodes"))
     print(f"wall {seconds:.2f} s, {impact.total / seconds:,.0f} episodes/s; "
           f"{impact.lower:,} episodes lower, {impact.higher:,} higher")
-    status = "met" if seconds < TARGET_EPISODE_SECONDS * max(1, episodes / DEFAULT_EPISODES) \
+    status = "met" if seconds < TARGET_EPISODE_SECONDS * max(1, episodes / EPISODE_SAMPLES) \
         else "MISSED"
     print(f"rules_diff_timeline_seconds={seconds:.2f} episodes={impact.total} "
           f"target={TARGET_EPISODE_SECONDS:.0f}s {status}")
@@ -89,7 +93,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES)
+    parser.add_argument("--episodes", type=int, default=EPISODE_SAMPLES)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = TriageEngine(RulePack.default())

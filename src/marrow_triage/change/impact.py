@@ -43,6 +43,7 @@ from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
 from marrow_triage.timeline.timeline import Timeline
 
 __all__ = [
+    "EPISODE_SAMPLES",
     "Batch",
     "Cause",
     "DefinitionChange",
@@ -56,6 +57,10 @@ __all__ = [
     "report_batches",
     "timeline_differs",
 ]
+
+EPISODE_SAMPLES = 5_000
+"""Seeded episodes ``rules diff`` adds by default: each weighs a timeline in both packs,
+at about ten reports' cost, so a timeline change is judged in well under a minute."""
 
 _CHUNK = 4096
 """Reports per ``triage_many`` call: large enough to amortise it, small enough to stream."""
@@ -264,11 +269,14 @@ def timeline_differs(old: RulePack, new: RulePack) -> bool:
     return any(d.kind == "timeline rule" for d in definition_changes(old, new))
 
 
-def episode_batches(packs: Sequence[RulePack], samples: int = 10_000,
+def episode_batches(packs: Sequence[RulePack], samples: int = EPISODE_SAMPLES,
                     seed: int = 0) -> list[Batch]:
-    """The episode space for comparing ``packs``' timelines: every pair of classes of the
-    current report's fields and of the history factors, and ``samples`` seeded episodes
-    (see :mod:`marrow_triage.change.episodes`)."""
+    """The episode space for comparing ``packs``' timelines (see
+    :mod:`marrow_triage.change.episodes`): the report classes pairwise as first check-ins;
+    every pair of classes of the report's fields and the history factors, then again with
+    only the report fields timeline rules test answered (so that no other finding hides a
+    history's effect); every reading class as a run over every span and count; and
+    ``samples`` seeded episodes."""
     first = first_checkin_dicts(packs)
     runs = run_dicts(packs)
     pairwise = episode_dicts(packs)

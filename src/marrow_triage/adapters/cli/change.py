@@ -19,6 +19,7 @@ from marrow_triage.adapters.cli.files import write_atomic
 from marrow_triage.adapters.cli.report_input import fail, validation_lines
 from marrow_triage.change import compare_engines, impact_json, impact_markdown, impact_text
 from marrow_triage.change.impact import (
+    EPISODE_SAMPLES,
     compare_timelines,
     episode_batches,
     report_batches,
@@ -88,7 +89,7 @@ def rules_diff(
     seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
     episodes: Annotated[int, typer.Option(help="Seeded sample episodes of check-ins to add "
                                           "when the timeline rules or history settings "
-                                          "differ.", min=0, max=1_000_000)] = 5_000,
+                                          "differ.", min=0, max=1_000_000)] = EPISODE_SAMPLES,
     workers: Annotated[int, typer.Option(help="Processes comparing reports (0: one per core, "
                                               "up to 2).", min=0, max=64)] = 0,
     locales: Annotated[str, typer.Option(help="Locales whose wording to compare besides "
