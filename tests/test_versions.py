@@ -220,7 +220,8 @@ def test_the_worked_overlay_example_is_recorded_with_its_own_hash() -> None:
     assert record.sha256 == own.sha256 != overlay.sha256  # its files, not the merged pack
     assert overlay.changes != RulePack.default().changes  # not the base's history
     code, out = run("rules", "check", str(OVERLAY))
-    assert code == 0 and "(recorded)" in out
+    assert code == 0 and f"sha256 {overlay.sha256} (merged; its own files {own.sha256}, " \
+        "recorded)" in out
 
 
 def test_an_overlay_changed_without_a_new_version_fails_the_check(site: Path) -> None:

@@ -305,7 +305,9 @@ def rules_check(
     if version_problems:  # the pack loads: a failed release check (1), not bad input (2)
         fail(problem_lines(version_problems, label=f"{directory.name}/"), code=1)
     chain = " on ".join(f"{ref.name} {ref.version}" for ref in reversed(pack.chain[:-1]))
-    recorded = " (recorded)" if pack.changes else ""
+    # Past the check, the version is recorded; an overlay's record is of its own files.
+    recorded = " (recorded)" if len(pack.chain) < 2 else \
+        f" (merged; its own files {pack.chain[-1].sha256}, recorded)"
     typer.echo(
         f"OK: {pack.name} {pack.version}{f' on {chain}' if chain else ''}, "
         f"{len(pack.rules)} rules, {len(pack.questions)} questions, sha256 {pack.sha256}"
