@@ -146,7 +146,9 @@ class Recorded:
     replayed: bool = False
     """True when the ``checkin_id`` was recorded before and this is that stored result."""
     unreadable: tuple[Unreadable, ...] = ()
-    """Earlier rows of the episode that could not be read and were not weighed."""
+    """Earlier rows of the episode that could not be read and were not weighed (found when
+    the record read the episode's check-ins; one weighed from the history state reads
+    none)."""
 
 
 @dataclass(frozen=True)
