@@ -5,7 +5,9 @@ What the engine sees; how facts reach it (and every call into durable_rules) is
 
 The engine sees three kinds of fact, each tagged by ``t``:
 
-* ``report``: the report's facts. Warning-sign, after-effect and question rules match it.
+* ``report``: the report's facts. Warning-sign, after-effect and question rules match it
+  (a question key that needs nothing but its field unanswered is not compiled: see
+  :func:`unconditional_questions`).
 * ``findings``: how many findings fired at each level so far. Escalation rules match it.
 * every fact is also matched by a catch-all rule, because durable_rules crashes when a
   session holding an unmatched fact is deleted.
