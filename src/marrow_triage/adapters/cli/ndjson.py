@@ -73,8 +73,9 @@ def triage_lines(engine: TriageEngine, lines: Iterable[bytes], write: Callable[[
     (results in ``locale``, else the pack's own language).
 
     ``progress(lines_done, bytes_done)`` is called after each chunk. With ``jobs`` > 1 and
-    more than one chunk of input, chunks are triaged by that many forked worker processes
-    (where the platform can fork), and written in input order all the same. Raises
+    more than one chunk of input, chunks are shared between this process and ``jobs - 1``
+    forked workers (where the platform can fork), and written in input order all the
+    same. Raises
     :class:`~marrow_triage.errors.EngineError` if the engine (or a worker) fails; what
     was written before stays whole lines.
     """
