@@ -159,7 +159,7 @@ class Explainer:
         self._reassurance = {rule.id: texts.items(f"rules.{rule.id}.reassurance")
                              for rule in pack.rules}
         self._rule_fallbacks = {rule.id: texts.fallbacks(
-            f"rules.{rule.id}.{name}" for name in RULE_TEXT_FIELDS) for rule in pack.rules}
+            f"rules.{rule.id}.{name}" for name in RULE_TEXT_FIELDS) for rule in every_rule}
         self._acknowledged = dict(pack.overlays.acknowledged)
         # Which report fields an explanation shows is the same in every locale (the loader
         # checks that translations keep the English placeholders).
@@ -473,6 +473,51 @@ class Explainer:
     def words(self) -> Mapping[str, str]:
         """How measured values are shown in this locale (``PackTexts.words``)."""
         return self._texts.words
+
+    @property
+    def texts(self) -> PackTexts:
+        """The pack's texts in this locale (the timeline renders its findings from them)."""
+        return self._texts
+
+    @property
+    def locale(self) -> str:
+        """The locale of this explainer's texts (``en``, ``es``)."""
+        return self._locale
+
+    def with_findings(self, result: TriageResult, findings: Sequence[Finding],
+                      fired: Sequence[FiredRule],
+                      fallbacks: Iterable[str] = ()) -> TriageResult:
+        """``result`` (this explainer's, for the same report) with ``findings`` in its place.
+
+        ``fired`` are the rules of ``findings`` in result order, report and timeline rules
+        alike; the level, action, summary, advice, reassurance and the findings' own advice
+        follow them, by the same wording policy as a single report's result. The result's
+        ``fallbacks`` are listed again for what it now shows, with ``fallbacks`` (the keys
+        of texts the new findings showed in English) added.
+        """
+        level = findings[0].level if findings else Urgency.SELF_CARE
+        label, action = self._levels[level]
+        summary, summary_keys = self._summary_of(level, fired, len(result.questions))
+        # The value words of the findings kept and the questions stay what they were.
+        shown = [key for key in result.fallbacks if key.startswith(("values.", "questions."))]
+        shown += fallbacks
+        shown += [key for rule in fired for key in self._rule_fallbacks.get(rule.id, ())]
+        shown += self._level_fallbacks[level]
+        shown += [key for name in summary_keys for key in self._summary_fallbacks[name]]
+        advice = self.advice(level, fired)
+        if level is Urgency.SELF_CARE:
+            advice = _unique((*advice, *self._watch_for))
+            shown += self._watch_for_fallbacks
+        return result.model_copy(update={
+            "level": level,
+            "level_label": label,
+            "action": action,
+            "summary": summary,
+            "findings": self.as_outranked(findings, level),
+            "advice": advice,
+            "reassurance": self.reassurance(level, fired),
+            "fallbacks": tuple(sorted(set(shown))),
+        })
 
     def level_texts(self, level: Urgency) -> tuple[str, str]:
         """The level's label and action in this locale."""

@@ -327,6 +327,10 @@ def _check_pack(meta: PackMeta, merged: Merged, specs: _Specs, problems: list[Pr
         problems.append(Problem.in_pack(merged.labels[""], None, "history", "required when the "
                                         "pack has timeline rules (it defines their history "
                                         "facts)"))
+    if timeline and meta.texts.timeline is None:
+        problems.append(Problem.in_pack(merged.label_of("texts"), None, "texts.timeline",
+                                        "required when the pack has timeline rules (how "
+                                        "their findings name the earlier check-ins)"))
     if meta.history is not None and meta.history.source.document not in meta.documents:
         problems.append(Problem.in_pack(merged.label_of("history"), None,
                                         "history.source.document",
@@ -459,7 +463,7 @@ def _filled_texts(meta: PackMeta, constants: Mapping[str, str], merged: Merged,
                   problems: list[Problem]) -> dict[str, str]:
     """The pack's wording outside its rules, by key, constants filled in."""
     raw = {key: value for key, (_, value) in english_table(
-        {"texts": meta.texts.model_dump(mode="json")}, {}).items()
+        {"texts": meta.texts.model_dump(mode="json", exclude_none=True)}, {}).items()
         if not key.startswith("routes.")}
     out: dict[str, str] = {}
     for key, value in sorted(raw.items()):

@@ -251,11 +251,12 @@ class HistorySettings(_Spec):
 
     def placeholders(self) -> dict[str, str]:
         """What ``{raised_temperature_c}`` and ``{raised_run_max_gap_hours}`` show in a
-        timeline rule's explanation, so its text follows the setting."""
+        timeline rule's explanation, so its text follows the setting: degrees with their
+        symbol, hours as a bare number (the text says "hours" in its own language)."""
         degrees = format_number(Fraction(Decimal(repr(self.raised_temperature_c))), 2)
         hours = format_number(Fraction(Decimal(repr(self.raised_run_max_gap_hours))), 2)
         return {"raised_temperature_c": f"{degrees if '.' in degrees else degrees + '.0'} °C",
-                "raised_run_max_gap_hours": f"{hours} hours"}
+                "raised_run_max_gap_hours": hours}
 
 
 class ParameterOverride(_Spec):
@@ -303,12 +304,33 @@ class ValueWordsSpec(_Spec):
     """``{hours}``, when that is about one day."""
 
 
+class TimelineTextsSpec(_Spec):
+    """How a timeline finding names the earlier check-ins its history facts used."""
+
+    earlier_checkins: Text
+    """``{checkins}``: the sentence added to the finding's explanation."""
+    checkin: Text
+    """``{time}`` and ``{shows}``: one earlier check-in and what it showed."""
+    temperature: Text
+    """``{temperature}``: a reading, as the thermometer showed it."""
+    bleeding: Text
+    """``{bleeding}``: the bleeding answer, in the value words."""
+    site_pain: Text
+    """``{site_pain}``: the site pain score (0 to 10)."""
+    low_white_cell_count: Text
+    recent_chemotherapy: Text
+    not_known: Text
+    """A history fact no earlier check-in answered, where an explanation shows it."""
+
+
 class TextsSpec(_Spec):
     """A pack's own wording outside its rules (``texts:`` in pack.yaml)."""
 
     levels: dict[Urgency, LevelTextSpec]
     summary: SummarySpec
     values: ValueWordsSpec
+    timeline: TimelineTextsSpec | None = None
+    """Required when the pack has timeline rules."""
     watch_for: dict[Annotated[str, Field(pattern=NAME)], Text] = {}
     """The warning signs every self_care result lists for the patient to watch for, by
     name (``watch_for.<name>`` in a locale file), in the order given."""

@@ -3,8 +3,9 @@
 Every text a patient reads has a key: ``rules.<id>.<field>`` (title, explanation, advice,
 reassurance) for rules and timeline rules, ``questions.<id>`` for questions,
 ``rules.<id>.also_tell``, ``levels.<level>.label|action``, ``summary.<name>``,
-``watch_for.<name>``, ``values.<name>`` (and
-``values.<fact>.<value>`` for the words of an enum value) and ``routes.<name>``. English is
+``watch_for.<name>``, ``timeline.<name>`` (how a timeline finding names earlier
+check-ins), ``values.<name>`` (and ``values.<fact>.<value>`` for the words of an enum
+value) and ``routes.<name>``. English is
 the pack's own text (rule files and ``pack.yaml``); another locale is a file
 ``locales/<code>.yaml`` of the same shape keyed by those ids, and any key it leaves out
 falls back to English.
@@ -50,6 +51,11 @@ TEMPLATE_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "summary.questions": frozenset({"count"}),
     "values.hours": frozenset({"hours", "days"}),
     "values.hours_one_day": frozenset({"hours"}),
+    "timeline.earlier_checkins": frozenset({"checkins"}),
+    "timeline.checkin": frozenset({"time", "shows"}),
+    "timeline.temperature": frozenset({"temperature"}),
+    "timeline.bleeding": frozenset({"bleeding"}),
+    "timeline.site_pain": frozenset({"site_pain"}),
 }
 """Texts filled per result, with the placeholders each may use."""
 
@@ -149,8 +155,8 @@ def read_translation(data: Mapping[str, Any], locale: str, label: str,
     (a typo, or a rule since removed) goes to ``unused`` when given, else to ``problems``:
     it is never shown, so it cannot mislead a patient, but ``rules check`` lists it.
     """
-    known = ("locale", "note", "routes", "levels", "summary", "values", "watch_for", "rules",
-             "questions")
+    known = ("locale", "note", "routes", "levels", "summary", "values", "watch_for",
+             "timeline", "rules", "questions")
     for key in sorted(set(data) - set(known), key=str):
         problems.append(Problem.in_pack(label, None, str(key),
                                         f"unknown section{suggest(str(key), known)}"))

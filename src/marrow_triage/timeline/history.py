@@ -23,12 +23,15 @@ from typing import Any, Protocol
 from marrow_triage.models import Bleeding, SymptomReport, Temperature, TemperatureUnit
 from marrow_triage.pack.facts import FactValue
 from marrow_triage.pack.spec import HistorySettings
-from marrow_triage.units import celsius, decimal_of, format_temperature
+from marrow_triage.units import celsius, decimal_of
 
 __all__ = ["STATE_FORMAT", "Earlier", "Evidence", "History", "HistoryState", "derive",
            "describe_time", "state_key"]
 
 _BLEEDING_ORDER = tuple(Bleeding)
+# What an Evidence shows (the pack's ``timeline.<name>`` texts say it in words).
+_TEMPERATURE, _BLEEDING, _SITE_PAIN = "temperature", "bleeding", "site_pain"
+_LOW_WHITE_CELLS, _CHEMOTHERAPY = "low_white_cell_count", "recent_chemotherapy"
 
 
 def describe_time(at: datetime) -> str:
@@ -48,13 +51,19 @@ class Earlier(Protocol):
 
 @dataclass(frozen=True)
 class Evidence:
-    """An earlier check-in a history fact used, and what it showed."""
+    """An earlier check-in a history fact used, and what it showed.
+
+    Data, not words: a finding names it in its result's locale, from the pack's
+    ``timeline.<shows>`` text (``timeline.bleeding``: "bleeding {bleeding}").
+    """
 
     at: datetime
     shows: str
-
-    def __str__(self) -> str:
-        return f"{describe_time(self.at)} ({self.shows})"
+    """The answer it showed: ``temperature``, ``bleeding``, ``site_pain``,
+    ``low_white_cell_count`` or ``recent_chemotherapy``."""
+    value: Temperature | Bleeding | int | None = None
+    """That answer (the reading, the bleeding answer, the pain score); None for the
+    yes-or-no answers, which are shown only when yes."""
 
 
 @dataclass
@@ -103,7 +112,7 @@ def _temperatures(history: History, earlier: Sequence[Earlier], report: SymptomR
         last = next(c for c, value in reversed(readings) if value == highest)
         assert last.report.temperature is not None
         history.evidence["max_earlier_temperature_c"] = [
-            Evidence(last.at, format_temperature(last.report.temperature))]
+            Evidence(last.at, _TEMPERATURE, last.report.temperature)]
     if report.temperature is None or celsius(report.temperature) < raised:
         return
     start, chain = at, []
@@ -113,7 +122,7 @@ def _temperatures(history: History, earlier: Sequence[Earlier], report: SymptomR
             break
         start = checkin.at
         assert checkin.report.temperature is not None
-        chain.append(Evidence(checkin.at, format_temperature(checkin.report.temperature)))
+        chain.append(Evidence(checkin.at, _TEMPERATURE, checkin.report.temperature))
     micros = (at - start) // timedelta(microseconds=1)
     history.facts["raised_temperature_minutes"] = Fraction(micros, 60_000_000)
     history.evidence["raised_temperature_minutes"] = chain[::-1]
@@ -127,7 +136,7 @@ def _bleeding(history: History, earlier: Sequence[Earlier]) -> None:
     assert worst.report.bleeding is not None
     history.facts["worst_earlier_bleeding"] = worst.report.bleeding.value
     history.evidence["worst_earlier_bleeding"] = [
-        Evidence(worst.at, f"bleeding {worst.report.bleeding.value.replace('_', ' ')}")]
+        Evidence(worst.at, _BLEEDING, worst.report.bleeding)]
 
 
 def _site_pain(history: History, earlier: Sequence[Earlier], report: SymptomReport) -> None:
@@ -140,7 +149,7 @@ def _site_pain(history: History, earlier: Sequence[Earlier], report: SymptomRepo
             break
         rises += 1
         current = pain
-        chain.append(Evidence(checkin.at, f"site pain {pain}/10"))
+        chain.append(Evidence(checkin.at, _SITE_PAIN, pain))
     history.facts["site_pain_rises"] = rises
     history.evidence["site_pain_rises"] = chain[::-1]
 
@@ -156,7 +165,7 @@ def _neutropenia_risk(history: History, earlier: Sequence[Earlier],
     positive = [f for f in answered if f[1] or f[2]]
     history.facts["neutropenia_risk_in_history"] = bool(positive)
     history.evidence["neutropenia_risk_in_history"] = [
-        Evidence(when, "low white cell count" if low else "recent chemotherapy")
+        Evidence(when, _LOW_WHITE_CELLS if low else _CHEMOTHERAPY)
         for when, low, _ in positive if when is not None
     ]
 
@@ -168,7 +177,6 @@ STATE_FORMAT = 1
 code that folded differently is rebuilt rather than read."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LOW_WHITE_CELLS, _CHEMOTHERAPY = "low white cell count", "recent chemotherapy"
 
 
 def state_key(settings: HistorySettings) -> str:
@@ -269,7 +277,7 @@ class HistoryState:
             when, reading = self.highest
             history.facts["max_earlier_temperature_c"] = celsius(reading)
             history.evidence["max_earlier_temperature_c"] = [
-                Evidence(when, format_temperature(reading))]
+                Evidence(when, _TEMPERATURE, reading)]
         if report.temperature is not None and celsius(report.temperature) >= _cut_off(settings):
             max_gap = timedelta(hours=settings.raised_run_max_gap_hours)
             run = self.raised_run
@@ -278,18 +286,18 @@ class HistoryState:
             micros = (at - start) // timedelta(microseconds=1)
             history.facts["raised_temperature_minutes"] = Fraction(micros, 60_000_000)
             history.evidence["raised_temperature_minutes"] = [
-                Evidence(when, format_temperature(reading)) for when, reading in chain]
+                Evidence(when, _TEMPERATURE, reading) for when, reading in chain]
         if self.worst_bleeding is not None:
             when, bleeding = self.worst_bleeding
             history.facts["worst_earlier_bleeding"] = bleeding.value
             history.evidence["worst_earlier_bleeding"] = [
-                Evidence(when, f"bleeding {bleeding.value.replace('_', ' ')}")]
+                Evidence(when, _BLEEDING, bleeding)]
         if report.site_pain is not None:
             rising = self.pain_rising
             chain_pain = rising if rising and rising[-1][1] < report.site_pain else []
             history.facts["site_pain_rises"] = len(chain_pain)
             history.evidence["site_pain_rises"] = [
-                Evidence(when, f"site pain {pain}/10") for when, pain in chain_pain]
+                Evidence(when, _SITE_PAIN, pain) for when, pain in chain_pain]
         low, chemotherapy = report.low_white_cell_count, report.recent_chemotherapy
         if self.risk_answered or low is not None or chemotherapy is not None:
             history.facts["neutropenia_risk_in_history"] = bool(

@@ -32,16 +32,17 @@ from typing import Any
 
 from marrow_triage.engine.durable import EvaluatorPool, fact_members
 from marrow_triage.engine.encode import compile_timeline, timeline_levels
-from marrow_triage.engine.explain import MeasuredValues
+from marrow_triage.engine.explain import Explainer, MeasuredValues, PackTexts
 from marrow_triage.engine.triage import TriageEngine, default_engine, validate_report
 from marrow_triage.errors import Problem, RulePackError, TimelineError
-from marrow_triage.models import Finding, SymptomReport, TriageResult, Urgency
+from marrow_triage.models import Bleeding, Finding, SymptomReport, Temperature, TriageResult
 from marrow_triage.pack.conditions import condition_fields
 from marrow_triage.pack.facts import HISTORY_FACT_FIELDS, FactValue, report_facts
 from marrow_triage.pack.spec import HistorySettings, RulePack
 from marrow_triage.pack.templates import render
 from marrow_triage.timeline.history import (
     Earlier,
+    Evidence,
     History,
     HistoryState,
     derive,
@@ -60,7 +61,7 @@ from marrow_triage.timeline.store import (
     Weighed,
     Weighing,
 )
-from marrow_triage.units import format_cut, format_number
+from marrow_triage.units import format_cut, format_number, format_temperature
 
 __all__ = ["Overdue", "OverdueList", "Timeline", "TimelineError", "check_checkin_id",
            "check_episode_id", "check_every_hours", "check_time"]
@@ -187,17 +188,17 @@ class Timeline:
 
     def record(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
                at: datetime, *, checkin_id: str | None = None,
-               now: datetime | None = None) -> TriageResult:
+               now: datetime | None = None, locale: str | None = None) -> TriageResult:
         """Record a check-in taken at ``at`` and return its result, after storing both.
 
         See :meth:`record_checkin`.
         """
         return self.record_checkin(episode_id, report, at, checkin_id=checkin_id,
-                                   now=now).checkin.result
+                                   now=now, locale=locale).checkin.result
 
     def record_checkin(self, episode_id: str, report: SymptomReport | Mapping[str, Any],
                        at: datetime, *, checkin_id: str | None = None,
-                       now: datetime | None = None) -> Recorded:
+                       now: datetime | None = None, locale: str | None = None) -> Recorded:
         """Record a check-in and return what was stored.
 
         ``at`` is refused (:class:`TimelineError`) when it is more than the pack's
@@ -205,14 +206,21 @@ class Timeline:
         ``checkin_max_days_from_episode`` from every other check-in of the episode. With a
         ``checkin_id`` the episode already has, the stored check-in is returned
         (``replayed``) instead of recording it twice.
+
+        ``locale`` picks the language of the result's texts as for
+        :meth:`TriageEngine.triage` (``"es"``, ``"es-MX"``; None: English; one the pack
+        has no texts in: :class:`~marrow_triage.LocaleError`, and nothing is stored). The
+        result is stored as given, in that locale; a replayed check-in comes back in the
+        locale it was recorded in (its ``locale`` says which).
         """
+        explainer = self.engine.explainer_for(locale)
         check_episode_id(episode_id)
         if checkin_id is not None:
             check_checkin_id(checkin_id)
         when = check_time(at)
         clock = check_time(self.clock() if now is None else now, "now")
         validated = validate_report(report)
-        single = self.engine.triage(validated)
+        single = self.engine.triage(validated, explainer.locale)
         ahead = timedelta(minutes=self.settings.checkin_ahead_of_clock_minutes)
         if when > clock + ahead:
             raise _time_error("at", (
@@ -230,7 +238,8 @@ class Timeline:
             if state.last_at is not None:
                 self._check_near(state.last_at, when)
             result = self._evaluate(
-                lambda: state.history(validated, when, self.settings), validated, single)
+                lambda: state.history(validated, when, self.settings), validated, single,
+                explainer)
             state.add(when, validated, self.settings)
             return Weighed(result, state.dumps())
 
@@ -244,7 +253,7 @@ class Timeline:
             # recorded later), in its history and in the stored order alike.
             position = bisect.bisect_right(times, when)
             earlier = episode[:position]
-            result = self.evaluate(earlier, validated, when, single)
+            result = self.evaluate(earlier, validated, when, single, explainer.locale)
             new = Reported(0, when, validated)
             state = HistoryState.of([*earlier, new, *episode[position:]], self.settings)
             return Weighed(result, state.dumps())
@@ -264,18 +273,26 @@ class Timeline:
                 "new episode id"))
 
     def evaluate(self, earlier: Sequence[Earlier], report: SymptomReport, at: datetime,
-                 single: TriageResult | None = None) -> TriageResult:
+                 single: TriageResult | None = None,
+                 locale: str | None = None) -> TriageResult:
         """The result of ``report`` at ``at`` given ``earlier`` check-ins; stores nothing.
 
-        ``single`` is the report's own result, when the caller has it already.
+        ``single`` is the report's own result, when the caller has it already, in
+        ``locale`` (the language of the texts, as for :meth:`record_checkin`).
         """
+        explainer = self.engine.explainer_for(locale)
         return self._evaluate(lambda: derive(earlier, report, at, self.settings), report,
-                              single)
+                              single, explainer)
 
     def _evaluate(self, derived: Callable[[], History], report: SymptomReport,
-                  single: TriageResult | None) -> TriageResult:
-        """The result of ``report`` with the history facts ``derived`` gives."""
-        report_result = single if single is not None else self.engine.triage(report)
+                  single: TriageResult | None, explainer: Explainer) -> TriageResult:
+        """The result of ``report`` with the history facts ``derived`` gives, in the
+        locale of ``explainer``."""
+        if single is not None and single.locale != explainer.locale:
+            raise ValueError(f"the report's own result is in {single.locale!r}, not in "
+                             f"{explainer.locale!r}, the locale asked for")
+        report_result = (single if single is not None
+                         else self.engine.triage(report, explainer.locale))
         if not self.pack.timeline_rules:  # the history cannot add a finding
             return report_result
         history = derived()
@@ -285,7 +302,8 @@ class Timeline:
         fired = self._evaluators.evaluate(fact_members(facts), counted_already)
         if set(fired.rules) <= {f.rule_id for f in report_result.findings}:
             return report_result
-        return self._with_history(report_result, report, facts, history, fired.rules)
+        return self._with_history(report_result, report, facts, history, fired.rules,
+                                  explainer)
 
     def history(self, episode_id: str) -> CheckIns:
         """The episode's check-ins in time order, each with the result given at the time.
@@ -344,48 +362,50 @@ class Timeline:
 
     def _with_history(self, report_result: TriageResult, report: SymptomReport,
                       facts: Mapping[str, FactValue], history: History,
-                      fired: Iterable[str]) -> TriageResult:
+                      fired: Iterable[str], explainer: Explainer) -> TriageResult:
         """The report's result with the timeline's findings added and escalations counted
-        again over both, explained by the engine's explainer."""
-        explainer = self.engine.explainer
+        again over both, explained by the engine's explainer in the result's locale."""
         kept = [f for f in report_result.findings if f.rule_id not in self._escalation_ids]
-        added = [self._timeline_finding(rule_id, report, facts, history) for rule_id in fired
-                 if rule_id not in self._escalation_ids]
+        shown_in_english: set[str] = set()
+        added = [self._timeline_finding(rule_id, report, facts, history, explainer.texts,
+                                        shown_in_english)
+                 for rule_id in fired if rule_id not in self._escalation_ids]
         counted = sorted(kept + added, key=_result_order)
         counted_rules = [self.pack.any_rule(f.rule_id) for f in counted]
         escalated = [explainer.escalation_finding(self.pack.rule(rule_id), counted_rules)
                      for rule_id in fired if rule_id in self._escalation_ids]
         findings = sorted(counted + escalated, key=_result_order)
-        level = findings[0].level if findings else Urgency.SELF_CARE
-        label, action = explainer.level_texts(level)
-        fired_rules = [self.pack.any_rule(f.rule_id) for f in findings]
-        return report_result.model_copy(update={
-            "level": level,
-            "level_label": label,
-            "action": action,
-            "summary": explainer.summary(level, fired_rules, len(report_result.questions)),
-            "findings": explainer.as_outranked(findings, level),
-            # The same wording policy as a single report's result: history can raise the
-            # level, and then lower findings' deferring advice and reassurance must go.
-            "advice": explainer.advice(level, fired_rules),
-            "reassurance": explainer.reassurance(level, fired_rules),
-        })
+        # The same wording policy as a single report's result: history can raise the
+        # level, and then lower findings' deferring advice and reassurance must go.
+        return explainer.with_findings(report_result, findings,
+                                       [self.pack.any_rule(f.rule_id) for f in findings],
+                                       shown_in_english)
 
     def _timeline_finding(self, rule_id: str, report: SymptomReport,
-                          facts: Mapping[str, FactValue], history: History) -> Finding:
+                          facts: Mapping[str, FactValue], history: History,
+                          texts: PackTexts, shown_in_english: set[str]) -> Finding:
+        """The finding of timeline rule ``rule_id`` in the locale of ``texts``; adds to
+        ``shown_in_english`` the keys of the texts it took from English."""
         rule = self.pack.timeline_rule(rule_id)
-        measured = _MeasuredWithHistory(report, facts, self.engine.explainer.words)
+        used: set[str] = set()
+        measured = _MeasuredWithHistory(report, facts, texts, used)
         settings = {} if self.pack.history is None else self.pack.history.placeholders()
-        explanation = render(rule.explanation,
+        explanation = render(texts.text(f"rules.{rule.id}.explanation")[0],
                              lambda name: settings.get(name) or measured.get(name))
-        used = [e for name in condition_fields(rule.when) for e in history.evidence.get(name, ())]
+        evidence = [e for name in condition_fields(rule.when)
+                    for e in history.evidence.get(name, ())]
         # Not set(): its order varies with string hashing from one process to the next,
         # and check-ins at the same instant must be listed the same way by every replica.
-        unique = sorted(dict.fromkeys(used), key=lambda e: e.at)
+        unique = sorted(dict.fromkeys(evidence), key=lambda e: e.at)
         if unique:
-            explanation += " Earlier check-ins used: " + "; ".join(map(str, unique)) + "."
+            checkins = "; ".join(measured.evidence(e) for e in unique)
+            used.add("timeline.earlier_checkins")
+            explanation += " " + render(texts.text("timeline.earlier_checkins")[0],
+                                        {"checkins": checkins}.get)
+        shown_in_english.update(texts.fallbacks(sorted(used)))
         return Finding(rule_id=rule.id, level=rule.level, explanation=explanation,
-                       advice=rule.advice, source=self.pack.source(rule),
+                       advice=texts.items(f"rules.{rule.id}.advice"),
+                       source=self.pack.source(rule),
                        acknowledged_downgrades=self.pack.overlays.acknowledged.get(rule.id, ()))
 
 
@@ -394,7 +414,19 @@ def _result_order(finding: Finding) -> tuple[int, str]:
 
 
 class _MeasuredWithHistory(MeasuredValues):
-    """Renders the placeholders of a timeline rule's explanation, history facts too."""
+    """Renders the placeholders of a timeline rule's explanation, history facts too, and
+    the earlier check-ins it used, in the words of one locale's texts; collects the keys
+    of the texts it read in ``used``."""
+
+    def __init__(self, report: SymptomReport, facts: Mapping[str, FactValue],
+                 texts: PackTexts, used: set[str]) -> None:
+        super().__init__(report, facts, texts.words, used)
+        self._texts = texts
+        self._read = used
+
+    def _text(self, key: str) -> str:
+        self._read.add(key)
+        return self._texts.text(key)[0]
 
     def get(self, name: str) -> str | None:
         """The value shown for placeholder ``name``, history facts too."""
@@ -402,15 +434,28 @@ class _MeasuredWithHistory(MeasuredValues):
             return super().get(name)
         value = self._facts.get(name)
         if value is None:
-            return "not known"
+            return self._text("timeline.not_known")
         if isinstance(value, bool):
-            return self._words["values.answer_yes" if value else "values.answer_no"]
+            return self._text("values.answer_yes" if value else "values.answer_no")
         if isinstance(value, str):  # worst_earlier_bleeding, a Bleeding value
-            return self._words.get(f"values.bleeding.{value}", value.replace("_", " "))
+            return self._text(f"values.bleeding.{value}")
         # Cut, not rounded, so a value never appears to reach a threshold it is below.
         if name == "max_earlier_temperature_c":
             return f"{format_cut(Fraction(value), 2)} °C"
         return format_cut(Fraction(value), 1)
+
+    def evidence(self, evidence: Evidence) -> str:
+        """An earlier check-in a finding used: its time and what it showed."""
+        value = evidence.value
+        if isinstance(value, Temperature):
+            shown = format_temperature(value)
+        elif isinstance(value, Bleeding):
+            shown = self._text(f"values.bleeding.{value.value}")
+        else:
+            shown = "" if value is None else str(value)
+        shows = render(self._text(f"timeline.{evidence.shows}"), {evidence.shows: shown}.get)
+        return render(self._text("timeline.checkin"),
+                      {"time": describe_time(evidence.at), "shows": shows}.get)
 
 
 def _span(delta: timedelta) -> str:

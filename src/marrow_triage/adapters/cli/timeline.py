@@ -12,13 +12,19 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from marrow_triage.adapters.cli.packs import BaseOption, RulesOption, load_engine
+from marrow_triage.adapters.cli.packs import (
+    BaseOption,
+    LocaleOption,
+    RulesOption,
+    load_engine,
+    pick_locale,
+)
 from marrow_triage.adapters.cli.report_input import fail, read_report
+from marrow_triage.engine.triage import TriageEngine, default_engine
 from marrow_triage.errors import EngineError, StoreError, TimelineError
 from marrow_triage.models import TriageResult
 from marrow_triage.timeline.history import describe_time
@@ -100,14 +106,14 @@ def _warn(unreadable: Iterable[Unreadable]) -> None:
 
 
 @contextmanager
-def _open(db: str, rules: Path | None = None, base: Path | None = None, *,
+def _open(db: str, engine: TriageEngine | None = None, *,
           create: bool = False) -> Iterator[Timeline]:
-    """The timeline in ``db`` weighed with the pack asked for, closed when done.
+    """The timeline in ``db`` weighed with ``engine``'s pack (the packaged one by
+    default), closed when done.
 
     Only ``record`` creates a missing database: for the others a mistyped path is an
     error (exit 2), not an empty timeline left behind on disk.
     """
-    engine = load_engine(rules, base) if rules is not None else None
     try:
         store = open_store(db, create=create)
     except StoreError as exc:
@@ -121,9 +127,15 @@ def _open(db: str, rules: Path | None = None, base: Path | None = None, *,
 
 
 def _result_lines(result: TriageResult) -> list[str]:
-    lines = [f"{result.level.value.upper()}: {result.action}", result.summary]
+    # The level's label in the result's language, as `check` shows it; the level and rule
+    # ids in brackets stay the same in every language.
+    label = result.level_label or result.level.value
+    lines = [f"{label.upper()}: {result.action}", result.summary]
     for finding in result.findings:
         lines.append(f"  - [{finding.level.value}] {finding.rule_id}: {finding.explanation}")
+    if result.fallbacks:
+        lines.append(f"Shown in English (no {result.locale} text in the pack): "
+                     f"{', '.join(result.fallbacks)}")
     return lines
 
 
@@ -142,12 +154,18 @@ def record(
     as_json: AsJson = False,
     rules: RulesOption = None,
     base: BaseOption = None,
+    locale: LocaleOption = None,
 ) -> None:
     """Record a check-in and print its result, weighed with the episode's history.
 
-    --rules takes a full pack or a site overlay, as for ``check``. A time more than a few
-    minutes past the clock, or far from every other check-in of the episode, is refused
-    (the limits are the pack's history settings).
+    --rules takes a full pack or a site overlay, and --locale a language of its texts, as
+    for ``check``. A time more than a few minutes past the clock, or far from every other
+    check-in of the episode, is refused (the limits are the pack's history settings). A
+    check-in recorded again with the same --checkin-id prints its stored result, in the
+    language it was recorded in.
+
+    Example: marrow-triage timeline record --episode ep-1 --at 2026-11-25T10:00Z
+    --locale es report.json
     """
     episode_id = _episode(episode)
     when = _time(at, "--at")
@@ -160,10 +178,13 @@ def record(
     report = read_report(file)
     if base is not None and rules is None:
         fail(["--base: give --rules OVERLAY as well; --base names the pack it extends"])
-    with _open(db, rules, base, create=True) as timeline:
+    engine = load_engine(rules, base) if rules is not None else default_engine()
+    chosen = pick_locale(engine, locale)  # before the database is opened or created
+    with _open(db, engine, create=True) as timeline:
         try:
             recorded = timeline.record_checkin(episode_id, report, when,
-                                               checkin_id=checkin_id, now=clock)
+                                               checkin_id=checkin_id, now=clock,
+                                               locale=chosen)
         except TimelineError as exc:
             fail([f"--{p.field.replace('_', '-')}: {p.message}" if p.field else p.message
                   for p in exc.problems])
