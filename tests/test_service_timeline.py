@@ -82,6 +82,79 @@ def test_a_retry_with_the_same_checkin_id_records_once(client: httpx.Client) -> 
     assert "already recorded" in conflict.json()["detail"]
 
 
+# --- languages: Accept-Language as on /v1/triage ----------------------------------------
+
+CHEMO_FEVER = {**FEVER, "bleeding": "stops_with_pressure", "recent_chemotherapy": True}
+BLEEDING_FEVER = {**FEVER, "bleeding": "soaks_dressing"}
+
+
+def _outcome(result: dict[str, Any]) -> tuple[Any, ...]:
+    return (result["level"], [(f["rule_id"], f["level"], f["based_on"])
+                              for f in result["findings"]])
+
+
+def test_checkins_are_in_the_language_accept_language_asks_for(client: httpx.Client) -> None:
+    english = [post(client, "ep-en", CHEMO_FEVER, _at(70)),
+               post(client, "ep-en", BLEEDING_FEVER, _at(0))]
+    spanish_header = {"Accept-Language": "es-MX,es;q=0.9,en;q=0.5"}
+    spanish = [client.post("/v1/episodes/ep-es/checkins", headers=spanish_header,
+                           json={"report": report, "at": at})
+               for report, at in ((CHEMO_FEVER, _at(70)), (BLEEDING_FEVER, _at(0)))]
+    for response in (*english, *spanish):
+        assert response.status_code == 200, response.text
+    assert [r.headers["Content-Language"] for r in english] == ["en", "en"]
+    assert [r.headers["Content-Language"] for r in spanish] == ["es", "es"]
+    last_en, last_es = english[-1].json()["result"], spanish[-1].json()["result"]
+    assert _outcome(last_es) == _outcome(last_en)
+    assert {"fever-sustained", "bleeding-again",
+            "raised-temperature-with-neutropenia-risk-in-history"} <= {
+        f["rule_id"] for f in last_es["findings"]}
+    assert last_es["locale"] == "es" and last_es["fallbacks"] == []
+    explanations = " ".join(f["explanation"] for f in last_es["findings"])
+    assert "Se tuvieron en cuenta sus controles anteriores" in explanations
+    assert "(sangrado: se detiene al presionar)" in explanations
+    assert "(quimioterapia reciente)" in explanations
+    for phrase in ("Earlier check-ins used", "bleeding stops", "recent chemotherapy"):
+        assert phrase not in explanations
+    assert "Earlier check-ins used" in " ".join(f["explanation"] for f in last_en["findings"])
+    # Stored as given: the episode reads back in the language each check-in was given in.
+    stored = client.get("/v1/episodes/ep-es").json()["checkins"]
+    assert [c["result"] for c in stored] == [r.json()["result"] for r in spanish]
+
+
+def test_a_retry_returns_the_stored_language_and_says_so(client: httpx.Client) -> None:
+    first = client.post("/v1/episodes/ep-r/checkins", headers={"Accept-Language": "es"},
+                        json={"report": FEVER, "at": _at(5), "checkin_id": "visit-1"})
+    again = client.post("/v1/episodes/ep-r/checkins", headers={"Accept-Language": "en"},
+                        json={"report": FEVER, "at": _at(5), "checkin_id": "visit-1"})
+    assert again.json()["replayed"] is True
+    assert again.json()["result"] == first.json()["result"]
+    assert again.headers["Content-Language"] == "es" == again.json()["result"]["locale"]
+
+
+@pytest.mark.parametrize("header", [None, "es", "ES-mx", "fr", "fr, es;q=0.1", "es;q=0, en",
+                                    "*", "es;q=abc", "pt-BR, en;q=0.8, es;q=0.9"])
+def test_checkins_negotiate_the_language_as_v1_triage_does(client: httpx.Client,
+                                                           header: str | None) -> None:
+    headers = {} if header is None else {"Accept-Language": header}
+    triaged = client.post("/v1/triage", json=FEVER, headers=headers)
+    checkin = client.post("/v1/episodes/ep-lang/checkins", headers=headers,
+                          json={"report": FEVER, "at": _at(0)})
+    assert checkin.status_code == triaged.status_code == 200
+    assert checkin.headers["Content-Language"] == triaged.headers["Content-Language"]
+    assert checkin.json()["result"]["locale"] == triaged.json()["locale"]
+    assert checkin.json()["result"]["action"] == triaged.json()["action"]
+
+
+def test_openapi_documents_accept_language_on_checkins(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/v1/episodes/{episode_id}/checkins"]["post"]
+    [header] = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert header["name"].lower() == "accept-language"
+    assert "Content-Language" in header["description"]
+    assert "Accept-Language" in operation["description"]
+
+
 @pytest.mark.parametrize(("body", "loc", "message"), [
     ({"report": FEVER, "at": "2026-11-25T08:00:00"}, ["body", "at"], "timezone"),
     ({"report": FEVER, "at": "0001-01-01T00:00:00+14:00"}, ["body", "at"], "outside the times"),

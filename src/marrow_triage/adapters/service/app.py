@@ -48,7 +48,7 @@ from marrow_triage._version import __version__
 from marrow_triage.errors import DuplicateKeyError, InstallError, ReportError
 
 try:
-    from fastapi import Body, Depends, FastAPI, Header, Request, Response
+    from fastapi import Body, Depends, FastAPI, Request, Response
     from fastapi.concurrency import run_in_threadpool
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -68,6 +68,7 @@ from marrow_triage.adapters.cds_hooks.hooks import (
     build_cards,
     discovery,
 )
+from marrow_triage.adapters.service.language import AcceptLanguage, negotiate_locale
 from marrow_triage.adapters.service.timeline import TimelineService, timeline_router
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.errors import CdsPrefetchError
@@ -107,13 +108,6 @@ SECURITY_HEADERS = (
 )
 
 _log = logging.getLogger("marrow_triage.adapters.service.app")
-
-AcceptLanguage = Annotated[
-    str | None,
-    Header(description="Language of the patient texts, e.g. `es` or `es-MX, en;q=0.5`; "
-           "English when the pack has none of them."),
-]
-
 
 class Problem(BaseModel):
     """An error answer: what went wrong, never echoing the report."""
@@ -705,34 +699,6 @@ def _add_cds_feedback_routes(app: FastAPI, secured: list[Any]) -> None:
     async def cds_feedback_counts() -> FeedbackCounts:
         """CDS Hooks feedback counted since the service started (counts only)."""
         return FeedbackCounts(**feedback.counts())
-
-
-def negotiate_locale(header: str | None, locales: tuple[str, ...]) -> str:
-    """The best of ``locales`` for an ``Accept-Language`` header (RFC 9110); ``en`` when
-    none matches. ``es-MX`` matches ``es``; a ``q=0`` range is refused, not chosen."""
-    if not header:
-        return "en"
-    ranked: list[tuple[float, int, str]] = []
-    for index, part in enumerate(header.split(",")[:32]):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if tag and quality > 0:
-            ranked.append((-quality, index, tag.strip().lower()))
-    for _, _, tag in sorted(ranked):
-        if tag == "*":
-            return "en"
-        primary = tag.split("-", 1)[0]
-        for candidate in (tag, primary):
-            if candidate in locales:
-                return candidate
-    return "en"
 
 
 def _prefetched_language(request: CdsRequest) -> str | None:

@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from marrow_triage.adapters.service.language import AcceptLanguage, negotiate_locale
 from marrow_triage.errors import CheckInConflictError, StoreError, TimelineError
 from marrow_triage.models import SymptomReport, TriageResult
 from marrow_triage.timeline.store import CheckIn, Store, open_store
@@ -157,8 +158,14 @@ def timeline_router(service: TimelineService) -> APIRouter:
     @router.post("/{episode_id}/checkins", response_model=CheckInResult,
                  responses={409: {"model": _Problem, "description": "checkin_id already "
                                   "recorded with another time or report."}})
-    async def record_checkin(episode_id: EpisodeId, body: CheckInRequest) -> Any:
+    async def record_checkin(episode_id: EpisodeId, body: CheckInRequest, response: Response,
+                             accept_language: AcceptLanguage = None) -> Any:
         """Record a check-in and return its result, weighed with the episode's history.
+
+        The result's texts are in the best language of ``Accept-Language`` the rule pack
+        has (English otherwise), as for ``/v1/triage``, and stored so; a retry with the
+        same ``checkin_id`` returns the stored result in the language it was recorded in.
+        ``Content-Language`` names the language of the result returned.
 
         ``at`` more than the pack's clock-skew allowance past the server's clock, or far
         from every other check-in of the episode, is refused (422, field ``at``).
@@ -166,9 +173,10 @@ def timeline_router(service: TimelineService) -> APIRouter:
         try:
             at = check_time(body.at)
             timeline = service.get()
+            locale = negotiate_locale(accept_language, timeline.engine.pack.locales)
             recorded = await run_in_threadpool(
                 timeline.record_checkin, episode_id, body.report, at,
-                checkin_id=body.checkin_id)
+                checkin_id=body.checkin_id, locale=locale)
         except CheckInConflictError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=409)
         except TimelineError as exc:
@@ -176,6 +184,7 @@ def timeline_router(service: TimelineService) -> APIRouter:
         except StoreError as exc:
             return _unavailable(exc)
         checkin = recorded.checkin
+        response.headers["Content-Language"] = checkin.result.locale
         return CheckInResult(episode_id=episode_id, seq=checkin.seq, at=checkin.at,
                              checkin_id=checkin.checkin_id, replayed=recorded.replayed,
                              result=checkin.result)
