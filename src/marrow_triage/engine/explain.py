@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from marrow_triage.engine.encode import question_key, unconditional_questions
 from marrow_triage.models import (
@@ -298,31 +298,35 @@ class Explainer:
     def _outline(self, rules: list[RuleSpec], question_mask: int) -> TriageResult:
         """A result with no findings yet, for the rules and questions that fired."""
         level = rules[0].level if rules else Urgency.SELF_CARE
-        label, action = self._levels[level]
         asked = self._questions_to_ask(level, rules, question_mask)
         questions = tuple(self._questions[qid] for qid in asked)
-        summary, summary_keys = self._summary_of(level, rules, len(questions))
-        fallbacks = [key for rule in rules for key in self._rule_fallbacks[rule.id]]
+        worded, fallbacks = self._worded(level, rules, len(questions))
         fallbacks += [key for qid in asked for key in self._question_fallbacks[qid]]
-        fallbacks += self._level_fallbacks[level]
-        fallbacks += [key for name in summary_keys for key in self._summary_fallbacks[name]]
-        advice = self.advice(level, rules)
-        if level is Urgency.SELF_CARE:
-            advice = _unique((*advice, *self._watch_for))
-            fallbacks += self._watch_for_fallbacks
         return TriageResult(
-            level=level,
-            level_label=label,
-            action=action,
-            summary=summary,
+            **worded,
             findings=(),
-            advice=advice,
-            reassurance=self.reassurance(level, rules),
             questions=questions,
             ruleset=self._ruleset,
             locale=self._locale,
             fallbacks=tuple(sorted(set(fallbacks))),
         )
+
+    def _worded(self, level: Urgency, fired: Sequence[FiredRule],
+                unanswered: int) -> tuple[dict[str, Any], list[str]]:
+        """What a result at ``level`` says for the ``fired`` rules (its level's label and
+        action, summary, advice and reassurance), and the keys of the texts among them,
+        the rules' own included, shown in English."""
+        label, action = self._levels[level]
+        summary, summary_keys = self._summary_of(level, fired, unanswered)
+        fallbacks = [key for rule in fired for key in self._rule_fallbacks[rule.id]]
+        fallbacks += self._level_fallbacks[level]
+        fallbacks += [key for name in summary_keys for key in self._summary_fallbacks[name]]
+        advice = self.advice(level, fired)
+        if level is Urgency.SELF_CARE:
+            advice = _unique((*advice, *self._watch_for))
+            fallbacks += self._watch_for_fallbacks
+        return {"level": level, "level_label": label, "action": action, "summary": summary,
+                "advice": advice, "reassurance": self.reassurance(level, fired)}, fallbacks
 
     def advice(self, level: Urgency, fired: Iterable[FiredRule]) -> tuple[str, ...]:
         """The advice of a result at ``level`` from the rules that fired, highest first.
@@ -496,26 +500,13 @@ class Explainer:
         of texts the new findings showed in English) added.
         """
         level = findings[0].level if findings else Urgency.SELF_CARE
-        label, action = self._levels[level]
-        summary, summary_keys = self._summary_of(level, fired, len(result.questions))
+        worded, shown = self._worded(level, fired, len(result.questions))
         # The value words of the findings kept and the questions stay what they were.
-        shown = [key for key in result.fallbacks if key.startswith(("values.", "questions."))]
+        shown += [key for key in result.fallbacks if key.startswith(("values.", "questions."))]
         shown += fallbacks
-        shown += [key for rule in fired for key in self._rule_fallbacks.get(rule.id, ())]
-        shown += self._level_fallbacks[level]
-        shown += [key for name in summary_keys for key in self._summary_fallbacks[name]]
-        advice = self.advice(level, fired)
-        if level is Urgency.SELF_CARE:
-            advice = _unique((*advice, *self._watch_for))
-            shown += self._watch_for_fallbacks
         return result.model_copy(update={
-            "level": level,
-            "level_label": label,
-            "action": action,
-            "summary": summary,
+            **worded,
             "findings": self.as_outranked(findings, level),
-            "advice": advice,
-            "reassurance": self.reassurance(level, fired),
             "fallbacks": tuple(sorted(set(shown))),
         })
 
