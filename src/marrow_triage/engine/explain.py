@@ -230,6 +230,7 @@ class Explainer:
         self._findings: dict[tuple[object, ...], tuple[Finding, tuple[str, ...]]] = {}
         self._results: dict[tuple[object, ...], TriageResult] = {}
         self._outlines: dict[tuple[object, ...], TriageResult] = {}
+        self._outranked_findings: dict[tuple[object, ...], tuple[Finding, Finding]] = {}
         self._max_cached = max_cached
 
     def build(self, report: SymptomReport, fired_rules: Iterable[str],
@@ -241,12 +242,17 @@ class Explainer:
         findings: list[tuple[Finding, tuple[str, ...]] | None] = []
         keys = []
         missed = []
+        # Under an urgent or emergency action a lower finding says only what it adds
+        # (as_outranked): part of its key, so that each form is made once and cached.
+        top = rules[0].level if rules else Urgency.SELF_CARE
         for rule in rules:
+            outranked = top >= Urgency.URGENT and rule.level < top
             if rule.when_findings is not None:
                 level = rule.when_findings.level
-                key: tuple[object, ...] = (rule.id, *(r.id for r in rules if r.level is level))
+                key: tuple[object, ...] = (
+                    rule.id, outranked, *(r.id for r in rules if r.level is level))
             else:
-                key = (rule.id, self._read_shown[rule.id](report))
+                key = (rule.id, outranked, self._read_shown[rule.id](report))
             cached = self._findings.get(key)
             if cached is None:
                 missed.append(len(findings))
@@ -258,7 +264,7 @@ class Explainer:
                                           for name in self._shown_facts.get(rules[index].id, ())})
             for index in missed:
                 findings[index] = self._remember(self._findings, keys[index], self._finding(
-                    rules[index], rules, report, facts))
+                    rules[index], rules, report, facts, outranked=bool(keys[index][1])))
         bits = self._question_bits
         asked = 0
         for question in fired_questions:
@@ -291,7 +297,7 @@ class Explainer:
         # model_copy does not validate again: the outline and each finding were
         # validated when made, and findings is the same type the outline holds.
         return outline.model_copy(update={
-            "findings": self.as_outranked([finding for finding, _ in findings], outline.level),
+            "findings": tuple(finding for finding, _ in findings),  # outranked in build
             "fallbacks": tuple(sorted(value_fallbacks.union(outline.fallbacks)))
             if value_fallbacks else outline.fallbacks})
 
@@ -346,11 +352,22 @@ class Explainer:
         result's advice: a finding shown on its own must not defer the action either."""
         if level < Urgency.URGENT:
             return tuple(findings)
-        return tuple(
-            finding.model_copy(update={"advice": self._also_tell.get(finding.rule_id, ())})
-            if finding.level < level and finding.advice != self._also_tell.get(finding.rule_id)
-            else finding
-            for finding in findings)
+        return tuple(self._outranked(finding) if finding.level < level else finding
+                     for finding in findings)
+
+    def _outranked(self, finding: Finding) -> Finding:
+        """``finding`` with its ``also_tell`` text as its advice; kept per finding object
+        (findings are shared from the cache), since copying a model is not cheap."""
+        also_tell = self._also_tell.get(finding.rule_id, ())
+        if finding.advice == also_tell:
+            return finding
+        key = (id(finding),)
+        kept = self._outranked_findings.get(key)
+        if kept is not None and kept[0] is finding:  # the same object, not a reused id
+            return kept[1]
+        outranked = finding.model_copy(update={"advice": also_tell})
+        self._remember(self._outranked_findings, key, (finding, outranked))
+        return outranked
 
     def reassurance(self, level: Urgency, fired: Iterable[FiredRule]) -> tuple[str, ...]:
         """Reassurance of the expected after-effects that fired; none under an urgent or
@@ -437,17 +454,20 @@ class Explainer:
         return value
 
     def _finding(self, rule: RuleSpec, fired: list[RuleSpec], report: SymptomReport,
-                 facts: Mapping[str, FactValue]) -> tuple[Finding, tuple[str, ...]]:
-        """A finding, and the keys of the value words it showed in English as a fallback."""
+                 facts: Mapping[str, FactValue],
+                 outranked: bool = False) -> tuple[Finding, tuple[str, ...]]:
+        """A finding (with its ``also_tell`` text as advice when ``outranked``), and the
+        keys of the value words it showed in English as a fallback."""
         if rule.when_findings is not None:
-            return self.escalation_finding(rule, fired), ()
+            finding = self.escalation_finding(rule, fired)
+            return (self._outranked(finding) if outranked else finding), ()
         used: set[str] = set()
         finding = Finding(
             rule_id=rule.id,
             level=rule.level,
             explanation=self._explanations[rule.id].render(
                 MeasuredValues(report, facts, self._texts.words, used).get),
-            advice=self._advice[rule.id],
+            advice=self._also_tell[rule.id] if outranked else self._advice[rule.id],
             source=self._sources[rule.id],
             acknowledged_downgrades=self._acknowledged.get(rule.id, ()),
         )
