@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from marrow_triage import Bleeding, TriageEngine
 from marrow_triage.adapters.cli import ndjson
 from marrow_triage.adapters.cli.main import app
+from marrow_triage.errors import EngineError
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).with_name("marrow-triage")
@@ -211,7 +212,7 @@ def test_a_failed_or_dead_worker_stops_the_run_with_an_engine_error(
     lines = [(json.dumps({"hours_since_procedure": 999 if i == 12 else 20}) + "\n").encode()
              for i in range(40)]
     written: list[str] = []
-    with pytest.raises(ndjson.EngineError, match="ended unexpectedly" if die else "engine broke"):
+    with pytest.raises(EngineError, match="ended unexpectedly" if die else "engine broke"):
         ndjson.triage_lines(_FailsInWorkers(os.getpid(), die), lines, written.append, jobs=2)
     # Nothing after the failed chunk is written, and what was written is whole lines.
     assert all(text.endswith("\n") for text in written)

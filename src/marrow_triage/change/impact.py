@@ -11,14 +11,13 @@ with the same level and rules, and the rule definitions that differ between the 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import queue
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from marrow_triage._forked import can_fork, forked_map
 from marrow_triage.change.episodes import (
     Episode,
     episode_dicts,
@@ -36,7 +35,6 @@ from marrow_triage.change.space import (
     sample_reports,
 )
 from marrow_triage.engine.triage import TriageEngine
-from marrow_triage.errors import EngineError
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import condition_in_words, rule_condition_in_words
 from marrow_triage.pack.spec import RulePack, RuleSpec, TimelineRuleSpec
@@ -242,16 +240,26 @@ def compare_engines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batc
 
     Reports that are not valid (a generated combination a report validator refuses) are
     counted in ``invalid`` and skipped. ``progress(done, total)`` is called per chunk.
-    With ``workers`` > 1 (and ``fork`` available) chunks are shared between that many
-    forked processes; the result is the same as with one. Levels and rules are compared
+    With ``workers`` > 1 (and ``fork`` available) chunks are shared between this process
+    and ``workers - 1`` forked ones; the result is the same as with one. Levels and rules
+    are compared
     in English; ``locales`` (other locales both packs have) are compared for wording too.
     """
     impact = Impact(old=_identity(old.pack, old_label), new=_identity(new.pack, new_label),
                     sources=[(b.label, b.count) for b in batches])
     impact.definitions = definition_changes(old.pack, new.pack)
     expected = sum(b.count for b in batches)
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        _compare_forked(old, new, batches, impact, workers, expected, progress, locales)
+    if workers > 1 and can_fork():
+        def compare(chunk: list[Report | SymptomReport]) -> tuple[int, Impact]:
+            part = Impact(old={}, new={}, sources=[])  # ``impact`` names the packs
+            return _compare_chunk(old, new, chunk, part, locales), part
+
+        done = 0
+        for seen, part in forked_map(compare, _chunks(batches), workers):
+            _merge(impact, part)
+            done += seen
+            if progress is not None:
+                progress(done, expected)
         return impact
     done = 0
     for chunk in _chunks(batches):
@@ -389,76 +397,8 @@ def _chunks(batches: Sequence[Batch]) -> Iterator[list[Report | SymptomReport]]:
         yield chunk
 
 
-def _compare_forked(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch],
-                    impact: Impact, workers: int, expected: int,
-                    progress: Callable[[int, int], None] | None,
-                    locales: Sequence[str] = ()) -> None:
-    """Chunks compared by forked workers (they inherit the engines), results merged."""
-    context = multiprocessing.get_context("fork")
-    tasks: Any = context.Queue(maxsize=2 * workers)
-    results: Any = context.Queue()
-    processes = [context.Process(target=_work, args=(old, new, tasks, results, locales),
-                                 daemon=True)
-                 for _ in range(workers)]
-    for process in processes:
-        process.start()
-    done, finished = 0, 0
-
-    def drain(block: bool) -> None:
-        nonlocal done, finished
-        while True:
-            try:
-                kind, value = results.get(block=block, timeout=None if block else 0)
-            except queue.Empty:
-                return
-            if kind == "progress":
-                done += value
-                if progress is not None:
-                    progress(done, expected)
-            elif kind == "done":
-                _merge(impact, value)
-                finished += 1
-            else:
-                raise EngineError(f"rule change comparison failed in a worker: {value}")
-            if block:
-                return
-
-    try:
-        for chunk in _chunks(batches):
-            while True:
-                try:
-                    tasks.put(chunk, timeout=0.1)
-                    break
-                except queue.Full:
-                    drain(block=False)
-                    if not all(p.is_alive() for p in processes):
-                        raise EngineError("a comparison worker stopped unexpectedly") from None
-            drain(block=False)
-        for _ in processes:
-            tasks.put(None)
-        while finished < workers:
-            drain(block=True)
-    finally:
-        for process in processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-
-
-def _work(old: TriageEngine, new: TriageEngine, tasks: Any, results: Any,
-          locales: Sequence[str]) -> None:
-    """A forked worker: compare the chunks it takes, then send back what it found."""
-    partial = Impact(old={}, new={}, sources=[])  # the parent's impact names the packs
-    try:
-        while (chunk := tasks.get()) is not None:
-            results.put(("progress", _compare_chunk(old, new, chunk, partial, locales)))
-        results.put(("done", partial))
-    except Exception as exc:  # reported to the parent, which raises it
-        results.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
 def _merge(into: Impact, part: Impact) -> None:
-    """Add a worker's partial impact to ``into``."""
+    """Add a chunk's partial impact to ``into``."""
     into.total += part.total
     into.invalid += part.invalid
     for key, transition in part.transitions.items():

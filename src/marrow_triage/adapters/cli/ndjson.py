@@ -14,20 +14,17 @@ byte for byte, in the same order.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import json
-import multiprocessing
-import queue
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import ValidationError
 
+from marrow_triage._forked import can_fork, forked_map
 from marrow_triage.adapters.cli.report_input import report_from_json
 from marrow_triage.engine.triage import TriageEngine
-from marrow_triage.errors import EngineError, Problem, ReportError
+from marrow_triage.errors import Problem, ReportError
 from marrow_triage.models import SymptomReport, invalid_report
 
 __all__ = ["CHUNK_LINES", "NdjsonSummary", "triage_lines"]
@@ -85,16 +82,18 @@ def triage_lines(engine: TriageEngine, lines: Iterable[bytes], write: Callable[[
     first = next(chunks, None)
     second = next(chunks, None) if first is not None else None
     read = itertools.chain([c for c in (first, second) if c is not None], chunks)
-    if jobs > 1 and second is not None and "fork" in multiprocessing.get_all_start_methods():
-        triaged = _in_workers(engine, locale, read, jobs)
-    else:
-        triaged = ((chunk, *_triage_chunk(engine, locale, chunk.first, chunk.lines))
-                   for chunk in read)
-    for chunk, text, failed in triaged:
+
+    def triage(chunk: _Chunk) -> tuple[int, int, str, list[int]]:
+        return len(chunk.lines), chunk.size, *_triage_chunk(engine, locale, chunk.first,
+                                                            chunk.lines)
+
+    parallel = jobs > 1 and second is not None and can_fork()
+    for lines_done, size, text, failed in (forked_map(triage, read, jobs) if parallel
+                                           else map(triage, read)):
         write(text)
-        summary.lines += len(chunk.lines)
+        summary.lines += lines_done
         summary.failed += failed
-        done_bytes += chunk.size
+        done_bytes += size
         if progress is not None:
             progress(summary.lines, done_bytes)
     return summary
@@ -130,84 +129,3 @@ def _triage_chunk(engine: TriageEngine, locale: str | None, first: int,
     results = iter(engine.triage_many(valid, locale))
     out = [item if isinstance(item, str) else next(results).model_dump_json() for item in items]
     return "\n".join(out) + "\n", failed
-
-
-def _in_workers(engine: TriageEngine, locale: str | None, chunks: Iterator[_Chunk],
-                jobs: int) -> Iterator[tuple[_Chunk, str, list[int]]]:
-    """Chunks triaged by this process and ``jobs - 1`` forked ones, yielded in input order.
-
-    Forked, so each worker starts with the engine already loaded (its evaluators build
-    their own durable_rules hosts after the fork). One chunk in ``jobs`` is triaged here,
-    while the workers triage theirs. At most two chunks per worker are in flight, so a
-    long input streams in bounded memory.
-    """
-    context = multiprocessing.get_context("fork")
-    tasks: Any = context.Queue()
-    done: Any = context.Queue()
-    workers = [context.Process(target=_work, args=(engine, locale, tasks, done), daemon=True)
-               for _ in range(jobs - 1)]
-    for worker in workers:
-        worker.start()
-    # In input order: (chunk, True) for a chunk sent to a worker, (chunk, False) for one
-    # this process triages when its turn to be written comes.
-    pending: collections.deque[tuple[int, _Chunk, bool]] = collections.deque()
-    ready: dict[int, tuple[str, list[int]]] = {}
-    index = 0
-    try:
-        while True:
-            while len(pending) < 2 * jobs:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    break
-                to_worker = index % jobs != jobs - 1
-                if to_worker:
-                    tasks.put((index, chunk.first, chunk.lines))
-                pending.append((index, chunk, to_worker))
-                index += 1
-            if not pending:
-                return
-            number, chunk, to_worker = pending.popleft()
-            if not to_worker:
-                yield chunk, *_triage_chunk(engine, locale, chunk.first, chunk.lines)
-                continue
-            while number not in ready:
-                done_index, text, failed, error = _next_done(done, workers)
-                if error is not None:
-                    raise EngineError(f"a worker failed: {error}")
-                ready[done_index] = (text, failed)
-            yield chunk, *ready.pop(number)
-    finally:
-        for worker in workers:
-            if worker.is_alive():
-                tasks.put(None)
-        for worker in workers:
-            worker.join(timeout=5)
-            if worker.is_alive():
-                worker.terminate()
-                worker.join()
-
-
-def _next_done(done: Any, workers: list[Any]) -> tuple[int, str, list[int], str | None]:
-    """The next finished chunk; EngineError if a worker died without answering."""
-    while True:
-        try:
-            item: tuple[int, str, list[int], str | None] = done.get(timeout=1)
-        except queue.Empty:
-            dead = [w for w in workers if not w.is_alive()]
-            if dead:
-                raise EngineError(f"a worker process ended unexpectedly (exit status "
-                                  f"{dead[0].exitcode})") from None
-            continue
-        return item
-
-
-def _work(engine: TriageEngine, locale: str | None, tasks: Any, done: Any) -> None:
-    """A worker: triage chunks until told to stop (``None``)."""
-    while (task := tasks.get()) is not None:
-        index, first, raw_lines = task
-        try:
-            text, failed = _triage_chunk(engine, locale, first, raw_lines)
-        except Exception as exc:  # told to the parent, which stops the run
-            done.put((index, "", [], f"{type(exc).__name__}: {exc}"))
-            return
-        done.put((index, text, failed, None))
