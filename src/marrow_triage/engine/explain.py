@@ -180,10 +180,10 @@ class Explainer:
             else ((f"questions.{q.id}",) if locale != "en" else ()) for q in asked}
         schema_order = {name: index for index, name in enumerate(FACT_FIELDS)}
         self._question_order = {q.id: (schema_order[q.field], q.id) for q in asked}
-        self._ends = {q.id: pack.needs_unanswered(q.field) for q in asked}
+        ends = {q.id: pack.needs_unanswered(q.field) for q in asked}
         # One answer can fire several rules at once (two ambers, hence red): which rules
         # each answer fires together, per question, from the answers that can matter.
-        self._answer_groups = {q.id: _answer_groups(pack, q.field) for q in asked}
+        answer_groups = {q.id: _answer_groups(pack, q.field) for q in asked}
         # Question reach works on level ranks (ints): it runs for every unanswered field.
         self._rule_ranks = {rule.id: rule.level.rank for rule in pack.rules}
         self._escalations = tuple(
@@ -199,7 +199,7 @@ class Explainer:
             self._rank_masks[self._rule_ranks[rule_id]] |= 1 << bit
         self._group_masks = {
             q.id: tuple(sum(self._question_bits[question_key(q.id, rule_id)] for rule_id in group)
-                        for group in self._answer_groups[q.id])
+                        for group in answer_groups[q.id])
             for q in asked}
         # The question keys that hold whenever a field is unanswered are not compiled
         # (encode.unconditional_questions): read here from the report, per field.
@@ -208,8 +208,8 @@ class Explainer:
             for fact, keys in unconditional_questions(pack).items())
         self._question_masks = tuple(
             (q.id, sum(1 << bit for bit, (qid, _) in enumerate(pairs) if qid == q.id),
-             frozenset(self._ends[q.id])) for q in asked)
-        self._ended_by_some_answer = frozenset().union(*self._ends.values())
+             frozenset(ends[q.id])) for q in asked)
+        self._ended_by_some_answer = frozenset().union(*ends.values())
         self._rule_question_masks = {
             rule.id: sum(1 << bit for bit, (_, rid) in enumerate(pairs) if rid == rule.id)
             for rule in pack.rules}
