@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import math
@@ -170,6 +171,31 @@ def test_forked_workers_give_the_same_impact(old_pack: Path, tmp_path: Path) -> 
     assert impact_json(one) == impact_json(two)
     assert one.total == 3000 + batches[0].count
     assert one.lower > 0
+
+
+def test_a_comparison_gives_back_the_collector_as_it_was(old_pack: Path,
+                                                         tmp_path: Path) -> None:
+    """Full collections are deferred while comparing (a third of a long run's time): the
+    thresholds are the caller's again afterwards, also when the comparison fails."""
+    before = gc.get_threshold()
+    engines = TriageEngine.from_path(old_pack), TriageEngine.from_path(old_pack)
+    seen: list[tuple[int, int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(gc.get_threshold())
+
+    compare_engines(*engines, [Batch("hand-picked", REPORTS, len(REPORTS))],
+                    progress=progress)
+    assert seen and all(during[2] > before[2] for during in seen)
+    assert gc.get_threshold() == before
+
+    def fail(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        compare_engines(*engines, [Batch("hand-picked", REPORTS, len(REPORTS))],
+                        progress=fail)
+    assert gc.get_threshold() == before
 
 
 # --- the command ------------------------------------------------------------------

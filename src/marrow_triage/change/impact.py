@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from marrow_triage._collector import full_collections_deferred
 from marrow_triage._forked import can_fork, forked_map
 from marrow_triage.change.episodes import (
     Episode,
@@ -242,12 +243,21 @@ def compare_engines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batc
     counted in ``invalid`` and skipped. ``progress(done, total)`` is called per chunk.
     With ``workers`` > 1 (and ``fork`` available) chunks are shared between this process
     and ``workers - 1`` forked ones; the result is the same as with one. Levels and rules
-    are compared
-    in English; ``locales`` (other locales both packs have) are compared for wording too.
+    are compared in English; ``locales`` (other locales both packs have) are compared for
+    wording too. Full garbage collections are deferred while it runs
+    (:func:`~marrow_triage._collector.full_collections_deferred`).
     """
     impact = Impact(old=_identity(old.pack, old_label), new=_identity(new.pack, new_label),
                     sources=[(b.label, b.count) for b in batches])
     impact.definitions = definition_changes(old.pack, new.pack)
+    with full_collections_deferred():
+        _compare_batches(old, new, batches, impact, workers, locales, progress)
+    return impact
+
+
+def _compare_batches(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch],
+                     impact: Impact, workers: int, locales: Sequence[str],
+                     progress: Callable[[int, int], None] | None) -> None:
     expected = sum(b.count for b in batches)
     if workers > 1 and can_fork():
         def compare(chunk: list[Report | SymptomReport]) -> tuple[int, Impact]:
@@ -260,13 +270,12 @@ def compare_engines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batc
             done += seen
             if progress is not None:
                 progress(done, expected)
-        return impact
+        return
     done = 0
     for chunk in _chunks(batches):
         done += _compare_chunk(old, new, chunk, impact, locales)
         if progress is not None:
             progress(done, expected)
-    return impact
 
 
 def timeline_differs(old: RulePack, new: RulePack) -> bool:
