@@ -244,9 +244,11 @@ class Explainer:
         missed = []
         # Under an urgent or emergency action a lower finding says only what it adds
         # (as_outranked): part of its key, so that each form is made once and cached.
-        top = rules[0].level if rules else Urgency.SELF_CARE
+        ranks = self._rule_ranks
+        top = ranks[ordered[0]] if ordered else 0
+        outranking = top >= _URGENT_RANK
         for rule in rules:
-            outranked = top >= Urgency.URGENT and rule.level < top
+            outranked = outranking and ranks[rule.id] < top
             if rule.when_findings is not None:
                 level = rule.when_findings.level
                 key: tuple[object, ...] = (
@@ -341,9 +343,10 @@ class Explainer:
         it ("within 24 hours", "re-check in an hour"): only its ``also_tell`` text stays
         ("also tell them about ..."), if it has one.
         """
-        outranked = level >= Urgency.URGENT
+        if level < Urgency.URGENT:
+            return _unique(text for rule in fired for text in self._advice[rule.id])
         return _unique(text for rule in fired
-                       for text in (self._also_tell[rule.id] if outranked and rule.level < level
+                       for text in (self._also_tell[rule.id] if rule.level < level
                                     else self._advice[rule.id]))
 
     def as_outranked(self, findings: Iterable[Finding], level: Urgency) -> tuple[Finding, ...]:
@@ -392,7 +395,7 @@ class Explainer:
         for rule in rules:
             fired_counts[ranks[rule.id]] += 1
             question_mask &= ~self._rule_question_masks[rule.id]  # it fired already
-        standing = tuple(fired_counts)
+        standing = self._escalation_counts(fired_counts)
         any_ended = not fired.isdisjoint(self._ended_by_some_answer)
         floor = level.rank
         reaches = self._reaches
@@ -407,9 +410,9 @@ class Explainer:
                 less = fired_counts.copy()
                 for rule_id in fired & ends:
                     less[ranks[rule_id]] -= 1
-                counts = tuple(less)
+                counts = self._escalation_counts(less)
             # A question's reach depends only on its candidates (whose bits are its own)
-            # and the counts, which recur from report to report far more than results do.
+            # and the escalation counts, which recur far more often than results do.
             memo_key = (candidates, counts)
             could = reaches.get(memo_key)
             if could is None:
@@ -419,11 +422,19 @@ class Explainer:
                 reach[question_id] = could
         return sorted(reach, key=lambda qid: (-reach[qid], self._question_order[qid]))
 
+    def _escalation_counts(self, counts_by_rank: Sequence[int]) -> tuple[int, ...]:
+        """Per escalation, the findings standing at the level it counts, capped at the
+        number it needs: past that, more findings cannot change whether it fires, so
+        reports that differ only there share their question reach."""
+        return tuple(min(counts_by_rank[counted], least)
+                     for counted, least, _ in self._escalations)
+
     def _reach(self, question_id: str, candidate_mask: int,
-               kept_counts: tuple[int, ...]) -> int:
+               escalation_counts: tuple[int, ...]) -> int:
         """The highest level rank an answer to the question could give, with
-        ``kept_counts`` findings per level rank still standing and the rules of
-        ``candidate_mask``'s question keys the ones an answer could add.
+        ``escalation_counts`` findings standing per escalation (as
+        :meth:`_escalation_counts`) and the rules of ``candidate_mask``'s question keys the
+        ones an answer could add.
 
         In bits of the question's keys: which rules an answer fires together
         (``_group_masks``) and which of them are at each level rank (``_rank_masks``).
@@ -439,9 +450,10 @@ class Explainer:
                 if new & rank_masks[rank]:
                     could = rank
                     break
-            for counted, least, escalated in self._escalations:
+            for (counted, least, escalated), standing in zip(
+                    self._escalations, escalation_counts, strict=True):
                 added = (new & rank_masks[counted]).bit_count()
-                if added and kept_counts[counted] + added >= least:
+                if added and standing + added >= least:
                     could = max(could, escalated)
             best = max(best, could)
         return best
@@ -571,6 +583,7 @@ class Explainer:
 
 _RANKS_DOWN = tuple(range(len(Urgency) - 1, -1, -1))
 """Level ranks, highest first."""
+_URGENT_RANK = Urgency.URGENT.rank
 
 
 def _shown_facts(template: str) -> tuple[str, ...]:
