@@ -508,6 +508,10 @@ def _text_changes(impact: Impact, original: Report | SymptomReport, before: Tria
         was, now = getattr(before, part), getattr(after, part)
         if was is not now and was != now:
             changes.append(("(result)", part, _text(was), _text(now)))
+    # A result's advice is its findings' (compared above) and, in self care, the watch list.
+    was_watch, now_watch = _watch_list(before), _watch_list(after)
+    if was_watch != now_watch:
+        changes.append(("(result)", "watch_for", _text(was_watch), _text(now_watch)))
     for rule_id, part, was, now in changes:
         key = (rule_id, part, locale)
         change = impact.text.setdefault(key, TextChange(rule_id, part, locale))
@@ -515,6 +519,12 @@ def _text_changes(impact: Impact, original: Report | SymptomReport, before: Tria
         smaller = _keep_smaller(change.example, original)
         if smaller is not change.example:
             change.example, change.old_text, change.new_text = smaller, was, now
+
+
+def _watch_list(result: TriageResult) -> tuple[str, ...]:
+    """The advice a result gives beyond its findings': the watch list of a self-care one."""
+    own = {text for finding in result.findings for text in finding.advice}
+    return tuple(text for text in result.advice if text not in own)
 
 
 def _text(value: object) -> str:
