@@ -2,13 +2,16 @@
 and the episodes of check-ins a timeline change is judged over.
 
     python benchmarks/rules_diff.py [--samples 100000] [--workers 2] [--episodes 5000]
+                                    [--change fever|action]
 
 The change compared is a realistic one: the packaged pack against a copy whose fever
 threshold moved from 38.3 to 38.4 °C (explanation kept consistent), so many findings
 differ and the comparison does its full work. The report space is the two packs'
 boundary classes pairwise plus the seeded sample, as the command builds it. Target: the
-whole comparison (report generation, both engines' ``triage_many``, grouping) under 20 s
-wall time on a 2-core machine (``rules_diff_seconds=… target=20 …``).
+whole comparison (report generation, both packs' evaluations, the results built where
+they can differ, grouping) under 20 s wall time on a 2-core machine
+(``rules_diff_seconds=… target=20 …``). ``--change action`` rewords the urgent action
+instead, which every urgent result shows: most results must then be built, the slow case.
 
 The timeline part compares the packaged pack with a copy whose ``fever-sustained`` rule
 fires after 45 rather than 60 minutes over the command's episode space (the report
@@ -55,6 +58,23 @@ def moved_fever_pack(target: Path) -> Path:
     return target
 
 
+def reworded_action_pack(target: Path) -> Path:
+    """A copy of the packaged pack whose urgent action is worded differently: a text every
+    urgent result shows, so no result can be skipped (``--change action``)."""
+    shutil.copytree(default_rules_path(), target)
+    path = target / "pack.yaml"
+    text = path.read_text(encoding="utf-8")
+    was = "      action: Call {care_team_24h} now, day or night.\n"
+    if was not in text:
+        raise SystemExit("the urgent action is not written as expected; update this benchmark")
+    path.write_text(text.replace(was, "      action: Call {care_team_24h} straight away, day "
+                                      "or night.\n"), encoding="utf-8")
+    return target
+
+
+CHANGES = {"fever": moved_fever_pack, "action": reworded_action_pack}
+
+
 def sooner_sustained_fever_pack(target: Path) -> Path:
     """A copy of the packaged pack whose fever-sustained rule needs 45 minutes, not 60."""
     shutil.copytree(default_rules_path(), target)
@@ -94,10 +114,13 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--episodes", type=int, default=EPISODE_SAMPLES)
+    parser.add_argument("--change", choices=sorted(CHANGES), default="fever",
+                        help="fever: fever_c 38.3 -> 38.4 (the target's change); action: "
+                             "the urgent action reworded (every urgent result built)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = TriageEngine(RulePack.default())
-        new = TriageEngine.from_path(moved_fever_pack(Path(tmp) / "rules"))
+        new = TriageEngine.from_path(CHANGES[args.change](Path(tmp) / "rules"))
         started, cpu = time.perf_counter(), time.process_time()
         batches = report_batches([old.pack, new.pack], samples=args.samples)
         impact = compare_engines(old, new, batches, workers=args.workers)

@@ -236,7 +236,8 @@ def _as_dict(report: Report | SymptomReport) -> Report:
 def compare_engines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch], *,
                     old_label: str = "old", new_label: str = "new", workers: int = 1,
                     locales: Sequence[str] = (),
-                    progress: Callable[[int, int], None] | None = None) -> Impact:
+                    progress: Callable[[int, int], None] | None = None,
+                    explain_all: bool = False) -> Impact:
     """Evaluate every report of ``batches`` with both engines and group what changed.
 
     Reports that are not valid (a generated combination a report validator refuses) are
@@ -244,25 +245,27 @@ def compare_engines(old: TriageEngine, new: TriageEngine, batches: Sequence[Batc
     With ``workers`` > 1 (and ``fork`` available) chunks are shared between this process
     and ``workers - 1`` forked ones; the result is the same as with one. Levels and rules
     are compared in English; ``locales`` (other locales both packs have) are compared for
-    wording too. Full garbage collections are deferred while it runs
+    wording too. Results are built only where the packs' can differ (see
+    :func:`_compare_chunk`); ``explain_all`` builds every one, with the same outcome.
+    Full garbage collections are deferred while it runs
     (:func:`~marrow_triage._collector.full_collections_deferred`).
     """
     impact = Impact(old=_identity(old.pack, old_label), new=_identity(new.pack, new_label),
                     sources=[(b.label, b.count) for b in batches])
     impact.definitions = definition_changes(old.pack, new.pack)
     with full_collections_deferred():
-        _compare_batches(old, new, batches, impact, workers, locales, progress)
+        _compare_batches(old, new, batches, impact, workers, locales, progress, explain_all)
     return impact
 
 
 def _compare_batches(old: TriageEngine, new: TriageEngine, batches: Sequence[Batch],
                      impact: Impact, workers: int, locales: Sequence[str],
-                     progress: Callable[[int, int], None] | None) -> None:
+                     progress: Callable[[int, int], None] | None, explain_all: bool) -> None:
     expected = sum(b.count for b in batches)
     if workers > 1 and can_fork():
         def compare(chunk: list[Report | SymptomReport]) -> tuple[int, Impact]:
             part = Impact(old={}, new={}, sources=[])  # ``impact`` names the packs
-            return _compare_chunk(old, new, chunk, part, locales), part
+            return _compare_chunk(old, new, chunk, part, locales, explain_all), part
 
         done = 0
         for seen, part in forked_map(compare, _chunks(batches), workers):
@@ -273,7 +276,7 @@ def _compare_batches(old: TriageEngine, new: TriageEngine, batches: Sequence[Bat
         return
     done = 0
     for chunk in _chunks(batches):
-        done += _compare_chunk(old, new, chunk, impact, locales)
+        done += _compare_chunk(old, new, chunk, impact, locales, explain_all)
         if progress is not None:
             progress(done, expected)
 
@@ -364,8 +367,16 @@ def compare_timelines(old: TriageEngine, new: TriageEngine, batches: Sequence[Ba
 
 
 def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | SymptomReport],
-                   impact: Impact, locales: Sequence[str] = ()) -> int:
-    """Compare one chunk of reports into ``impact``; the number of reports seen."""
+                   impact: Impact, locales: Sequence[str] = (),
+                   explain_all: bool = False) -> int:
+    """Compare one chunk of reports into ``impact``; the number of reports seen.
+
+    Both packs evaluate every report; results are built only where they can differ
+    (:meth:`~marrow_triage.engine.explain.Explainer.text_differences`): a report that fires
+    the same rules and question keys in both, none of them worded differently, reads the
+    same in both, and building its two results would show nothing. ``explain_all`` builds
+    them anyway (the tests compare the two ways).
+    """
     originals: list[Report | SymptomReport] = []
     reports: list[SymptomReport] = []
     for report in chunk:
@@ -379,15 +390,21 @@ def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | Sy
                 continue
         originals.append(report)
         reports.append(validated)
-    olds = old.triage_many(reports)
-    news = new.triage_many(reports)
-    for original, before, after in zip(originals, olds, news, strict=True):
-        _compare(impact, original, before, after)
-    for locale in locales:  # the same findings, worded in another language
-        olds = old.triage_many(reports, locale=locale)
-        news = new.triage_many(reports, locale=locale)
-        for original, before, after in zip(originals, olds, news, strict=True):
-            if before.level is after.level and \
+    # Levels and rules are compared in English; other locales for their wording only.
+    compared = [(locale, old.explainer_for(locale).text_differences(new.explainer_for(locale)))
+                for locale in ("en", *locales)]
+    for original, report, was, now in zip(originals, reports, old.fire_many(reports),
+                                          new.fire_many(reports), strict=True):
+        same_firing = was.rules.keys() == now.rules.keys() and \
+            was.questions.keys() == now.questions.keys()
+        for locale, differences in compared:
+            if same_firing and not explain_all and differences.same_result(was.rules):
+                continue
+            before = old.explain(report, was, locale)
+            after = new.explain(report, now, locale)
+            if locale == "en":
+                _compare(impact, original, before, after)
+            elif before.level is after.level and \
                     [f.rule_id for f in before.findings] == [f.rule_id for f in after.findings]:
                 _text_changes(impact, original, before, after)
     impact.total += len(reports)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol, TypeVar
 
@@ -29,7 +30,14 @@ from marrow_triage.pack.templates import Template, render, rendered_names
 from marrow_triage.pack.texts import RULE_TEXT_FIELDS
 from marrow_triage.units import decimal_of, format_number, format_temperature
 
-__all__ = ["Explainer", "FiredRule", "MeasuredValues", "PackTexts", "render_value"]
+__all__ = [
+    "Explainer",
+    "FiredRule",
+    "MeasuredValues",
+    "PackTexts",
+    "TextDifferences",
+    "render_value",
+]
 
 _T = TypeVar("_T")
 
@@ -127,6 +135,31 @@ def render_value(name: str, report: SymptomReport, facts: Mapping[str, FactValue
     if field.kind == "text":
         return f"\u201c{value}\u201d"  # the patient's own words, quoted, unchanged
     return format_number(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TextDifferences:
+    """Where two explainers' results can differ, for the same report and the same rules
+    and question keys fired (see :meth:`Explainer.text_differences`)."""
+
+    rules: frozenset[str]
+    """Rules whose own part differs: their finding, or their share of a result (title in
+    the summary, advice, reassurance), or their level; or that only one pack has."""
+    everywhere: bool
+    """Something any result can show differs: level labels and actions, summary wording,
+    value words, the questions (their texts or which ones an answer could raise)."""
+    self_care: bool
+    """The watch list differs: it is shown in self-care results only."""
+    raising: frozenset[str]
+    """Rules above self-care: a result with one of them shows no watch list."""
+
+    def same_result(self, fired: Iterable[str]) -> bool:
+        """Whether a result with the ``fired`` rules (and the same question keys fired in
+        both) reads the same in both: every text and level equal, only the ruleset's
+        identity differing."""
+        if self.everywhere or not self.rules.isdisjoint(fired):
+            return False
+        return not self.self_care or not self.raising.isdisjoint(fired)
 
 
 class Explainer:
@@ -505,6 +538,46 @@ class Explainer:
             acknowledged_downgrades=self._acknowledged.get(rule.id, ()),
         )
 
+    # How each attribute bears on what a result reads, for text_differences. A test checks
+    # that every attribute is named in one of these, so none is left out of the comparison.
+    _PER_RULE = ("_rules", "_order", "_sources", "_titles", "_explanations", "_advice",
+                 "_also_tell", "_reassurance", "_rule_fallbacks", "_acknowledged",
+                 "_shown_facts")
+    """Mappings by rule id: what one rule adds to the results it fires in."""
+    _EVERYWHERE = ("_locale", "_levels", "_summary", "_level_fallbacks", "_summary_fallbacks",
+                   "_questions", "_question_fallbacks", "_question_order", "_rule_ranks",
+                   "_escalations", "_question_bits", "_rank_masks", "_group_masks",
+                   "_unanswered_masks", "_question_masks", "_ended_by_some_answer",
+                   "_rule_question_masks")
+    """What any result can show, and what decides which questions it asks."""
+    _SELF_CARE = ("_watch_for", "_watch_for_fallbacks")
+    """The watch list, in self-care results only."""
+    _NOT_COMPARED = ("_texts", "_read_shown", "_ruleset", "_findings", "_results",
+                     "_outlines", "_outranked_findings", "_reaches", "_max_cached")
+    """The texts (their value words are compared; the rest is in the attributes above),
+    functions of a rule's explanation (compared in ``_rules``), the ruleset's identity (not
+    a text) and the caches."""
+
+    def text_differences(self, other: Explainer) -> TextDifferences:
+        """Where this explainer's results and ``other``'s (another pack's, same locale) can
+        differ for the same report, with the same rules and question keys fired.
+
+        ``rules diff`` builds both results only where they can differ: a report that fires
+        none of ``rules`` reads the same in both packs, apart from the ruleset's identity.
+        """
+        differing: set[str] = set()
+        for name in self._PER_RULE:
+            mine, theirs = _comparable(getattr(self, name)), _comparable(getattr(other, name))
+            differing.update(rule_id for rule_id in mine.keys() | theirs.keys()
+                             if mine.get(rule_id, _ABSENT) != theirs.get(rule_id, _ABSENT))
+        everywhere = any(getattr(self, name) != getattr(other, name)
+                         for name in self._EVERYWHERE)
+        everywhere = everywhere or self._texts.words != other._texts.words \
+            or self._texts.fell_back_words != other._texts.fell_back_words
+        self_care = any(getattr(self, name) != getattr(other, name) for name in self._SELF_CARE)
+        raising = frozenset(rule_id for rule_id, rank in self._rule_ranks.items() if rank)
+        return TextDifferences(frozenset(differing), everywhere, self_care, raising)
+
     @property
     def words(self) -> Mapping[str, str]:
         """How measured values are shown in this locale (``PackTexts.words``)."""
@@ -584,6 +657,16 @@ class Explainer:
 _RANKS_DOWN = tuple(range(len(Urgency) - 1, -1, -1))
 """Level ranks, highest first."""
 _URGENT_RANK = Urgency.URGENT.rank
+
+
+_ABSENT = object()
+"""A rule one pack does not have (differs from any value)."""
+
+
+def _comparable(by_rule: Mapping[str, object]) -> Mapping[str, object]:
+    """A per-rule mapping with templates as their text (a Template has no equality)."""
+    return {rule_id: value.text if isinstance(value, Template) else value
+            for rule_id, value in by_rule.items()}
 
 
 def _shown_facts(template: str) -> tuple[str, ...]:

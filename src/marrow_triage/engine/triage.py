@@ -8,7 +8,7 @@ Everything about durable_rules (and what keeps it from crashing) is in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from marrow_triage._json import checked_text
-from marrow_triage.engine.durable import EvaluatorPool, report_members
+from marrow_triage.engine.durable import EvaluatorPool, Fired, report_members
 from marrow_triage.engine.encode import compile_pack, compile_timeline, timeline_levels
 from marrow_triage.engine.explain import Explainer
 from marrow_triage.errors import BatchReportError, EngineError, LocaleError, ReportValidationError
@@ -154,6 +154,24 @@ class TriageEngine:
             raise EngineError(f"rule engine failed: {exc}") from exc
         self._evaluators.give_back(evaluator)
         return results
+
+    def fire_many(self, reports: Sequence[SymptomReport]) -> list[Fired]:
+        """What fires for each validated report (rule ids and question keys), in order,
+        without explaining it; :meth:`explain` makes its result. ``rules diff`` uses the
+        two to build results only where two packs' results can differ."""
+        evaluator = self._evaluators.checkout()
+        try:
+            fired = [evaluator.evaluate(report_members(report)) for report in reports]
+        except Exception as exc:
+            raise EngineError(f"rule engine failed: {exc}") from exc
+        self._evaluators.give_back(evaluator)
+        return fired
+
+    def explain(self, report: SymptomReport, fired: Fired,
+                locale: str | None = None) -> TriageResult:
+        """The result for ``report`` from what :meth:`fire_many` found fired for it: the
+        same result :meth:`triage` gives."""
+        return self.explainer_for(locale).build(report, fired.rules, fired.questions)
 
     async def triage_async(self, report: ReportInput,
                            locale: str | None = None) -> TriageResult:
