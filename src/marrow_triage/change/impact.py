@@ -10,8 +10,9 @@ with the same level and rules, and the rule definitions that differ between the 
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ from marrow_triage.change.space import (
     rows_to_reports,
     sample_reports,
 )
+from marrow_triage.engine.durable import Fired
+from marrow_triage.engine.explain import TextDifferences
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import condition_in_words, rule_condition_in_words
@@ -374,8 +377,10 @@ def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | Sy
     Both packs evaluate every report; results are built only where they can differ
     (:meth:`~marrow_triage.engine.explain.Explainer.text_differences`): a report that fires
     the same rules and question keys in both, none of them worded differently, reads the
-    same in both, and building its two results would show nothing. ``explain_all`` builds
-    them anyway (the tests compare the two ways).
+    same in both, and building its two results would show nothing. Where the rules that
+    fired differ, their levels say what moved; results are built only to compare wording.
+    ``explain_all`` builds and compares every result instead (the tests hold the two ways
+    to the same impact).
     """
     originals: list[Report | SymptomReport] = []
     reports: list[SymptomReport] = []
@@ -390,25 +395,62 @@ def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | Sy
                 continue
         originals.append(report)
         reports.append(validated)
+    if explain_all:
+        _compare_results(old, new, originals, reports, impact, locales)
+        impact.total += len(reports)
+        return len(chunk)
     # Levels and rules are compared in English; other locales for their wording only.
     compared = [(locale, old.explainer_for(locale).text_differences(new.explainer_for(locale)))
                 for locale in ("en", *locales)]
+    old_rules = {rule.id: rule.level for rule in old.pack.rules}
+    new_rules = {rule.id: rule.level for rule in new.pack.rules}
     for original, report, was, now in zip(originals, reports, old.fire_many(reports),
                                           new.fire_many(reports), strict=True):
-        same_firing = was.rules.keys() == now.rules.keys() and \
-            was.questions.keys() == now.questions.keys()
-        for locale, differences in compared:
-            if same_firing and not explain_all and differences.same_result(was.rules):
-                continue
-            before = old.explain(report, was, locale)
-            after = new.explain(report, now, locale)
-            if locale == "en":
-                _compare(impact, original, before, after)
-            elif before.level is after.level and \
-                    [f.rule_id for f in before.findings] == [f.rule_id for f in after.findings]:
-                _text_changes(impact, original, before, after)
+        # A report's level and findings follow from the rules that fired and their levels
+        # (as Explainer.build orders them): results are needed only for their wording.
+        old_levels = {rule_id: old_rules[rule_id] for rule_id in was.rules}
+        new_levels = {rule_id: new_rules[rule_id] for rule_id in now.rules}
+        _compare_firing(impact, original, (_top(old_levels), old_levels),
+                        (_top(new_levels), new_levels),
+                        functools.partial(_compare_wording, impact, original, report,
+                                          (old, was), (new, now), compared))
     impact.total += len(reports)
     return len(chunk)
+
+
+def _top(levels: Mapping[str, Urgency]) -> Urgency:
+    return max(levels.values(), default=Urgency.SELF_CARE)
+
+
+def _compare_wording(impact: Impact, original: Report | SymptomReport, report: SymptomReport,
+                     before: tuple[TriageEngine, Fired], after: tuple[TriageEngine, Fired],
+                     compared: Sequence[tuple[str, TextDifferences]]) -> None:
+    """The same rules fired in both packs: compare the two results' wording in each locale,
+    building them only where they can differ."""
+    (old, was), (new, now) = before, after
+    same_questions = was.questions.keys() == now.questions.keys()
+    for locale, differences in compared:
+        if same_questions and differences.same_result(was.rules):
+            continue
+        _text_changes(impact, original, old.explain(report, was, locale),
+                      new.explain(report, now, locale))
+
+
+def _compare_results(old: TriageEngine, new: TriageEngine,
+                     originals: Sequence[Report | SymptomReport],
+                     reports: Sequence[SymptomReport], impact: Impact,
+                     locales: Sequence[str]) -> None:
+    """The plain way: every result built, in each locale, and compared."""
+    olds, news = old.triage_many(reports), new.triage_many(reports)
+    for original, before, after in zip(originals, olds, news, strict=True):
+        _compare(impact, original, before, after)
+    for locale in locales:  # the same findings, worded in another language
+        olds = old.triage_many(reports, locale=locale)
+        news = new.triage_many(reports, locale=locale)
+        for original, before, after in zip(originals, olds, news, strict=True):
+            if before.level is after.level and \
+                    [f.rule_id for f in before.findings] == [f.rule_id for f in after.findings]:
+                _text_changes(impact, original, before, after)
 
 
 def _chunks(batches: Sequence[Batch]) -> Iterator[list[Report | SymptomReport]]:
@@ -465,33 +507,46 @@ def _compare(impact: Impact, original: Report | SymptomReport, before: TriageRes
              after: TriageResult) -> None:
     if before is after:
         return
-    old_ids = [f.rule_id for f in before.findings]
-    new_ids = [f.rule_id for f in after.findings]
+    _compare_firing(impact, original, (before.level, _levels(before)),
+                    (after.level, _levels(after)),
+                    lambda: _text_changes(impact, original, before, after))
+
+
+def _levels(result: TriageResult) -> dict[str, Urgency]:
+    return {finding.rule_id: finding.level for finding in result.findings}
+
+
+def _compare_firing(impact: Impact, original: Report | SymptomReport,
+                    before: tuple[Urgency, Mapping[str, Urgency]],
+                    after: tuple[Urgency, Mapping[str, Urgency]],
+                    compare_texts: Callable[[], None]) -> None:
+    """Record what moved between two results, each given as its level and the levels of
+    the rules that fired; ``compare_texts`` is called when the same rules fire at the same
+    level (only then can their wording be compared)."""
+    (old_level, old_levels), (new_level, new_levels) = before, after
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-    if old_ids != new_ids:
-        old_set, new_set = set(old_ids), set(new_ids)
-        added, removed = tuple(sorted(new_set - old_set)), tuple(sorted(old_set - new_set))
+    if old_levels.keys() != new_levels.keys():
+        added = tuple(sorted(new_levels.keys() - old_levels.keys()))
+        removed = tuple(sorted(old_levels.keys() - new_levels.keys()))
         for rule_id in added:
             impact.firing.setdefault(rule_id, RuleFiring(rule_id)).more += 1
         for rule_id in removed:
             impact.firing.setdefault(rule_id, RuleFiring(rule_id)).fewer += 1
-    if before.level is not after.level:
-        old_levels = {f.rule_id: f.level for f in before.findings}
-        new_levels = {f.rule_id: f.level for f in after.findings}
-        relevelled = tuple(f"{f.rule_id}: {old_levels[f.rule_id]} → {f.level}"
-                           for f in sorted(after.findings, key=lambda f: f.rule_id)
-                           if old_levels.get(f.rule_id, f.level) is not f.level)
+    if old_level is not new_level:
+        relevelled = tuple(f"{rule_id}: {old_levels[rule_id]} → {level}"
+                           for rule_id, level in sorted(new_levels.items())
+                           if old_levels.get(rule_id, level) is not level)
         # Group by the changes that decide the move: rules now firing at the new (higher)
         # level, or no longer firing at the old (higher) one; others are incidental.
-        if after.level > before.level:
+        if new_level > old_level:
             decisive: tuple[tuple[str, ...], tuple[str, ...]] = (
-                tuple(r for r in added if new_levels[r] is after.level), ())
+                tuple(r for r in added if new_levels[r] is new_level), ())
         else:
-            decisive = ((), tuple(r for r in removed if old_levels[r] is before.level))
+            decisive = ((), tuple(r for r in removed if old_levels[r] is old_level))
         if decisive[0] or decisive[1] or relevelled:
             added, removed = decisive
-        key = (before.level, after.level)
+        key = (old_level, new_level)
         transition = impact.transitions.setdefault(key, Transition(*key))
         transition.count += 1
         cause = transition.causes.setdefault((added, removed, relevelled),
@@ -499,7 +554,7 @@ def _compare(impact: Impact, original: Report | SymptomReport, before: TriageRes
         cause.count += 1
         cause.example = _keep_smaller(cause.example, original)
     elif not added and not removed:
-        _text_changes(impact, original, before, after)
+        compare_texts()
     # Otherwise other rules fire at the same level: texts differ because of that.
 
 
