@@ -113,6 +113,8 @@ CHANGES: dict[str, Callable[[Path], None]] = {
                                                        value="Another section")),
     "level action": _edit("pack.yaml", _set("texts", "levels", "urgent", "action",
                                             value="Call {care_team_24h} right away.")),
+    "self-care label": _edit("pack.yaml", _set("texts", "levels", "self_care", "label",
+                                               value="At home")),
     "summary": _edit("pack.yaml", _set("texts", "summary", "more",
                                        value="{warnings}, and {count} more")),
     "watch list": _edit("pack.yaml", _set("texts", "watch_for", "soon",
@@ -163,8 +165,8 @@ def test_every_explainer_attribute_is_compared_or_said_why_not(
     """A new attribute must be placed in one of the explainer's comparison groups, or
     a text it holds could change without the shortcut seeing it."""
     explainer = packaged.explainer
-    named = (*Explainer._PER_RULE, *Explainer._EVERYWHERE, *Explainer._SELF_CARE,
-             *Explainer._NOT_COMPARED)
+    named = (*Explainer._PER_RULE, *Explainer._PER_LEVEL, *Explainer._EVERYWHERE,
+             *Explainer._QUESTIONS, *Explainer._SELF_CARE, *Explainer._NOT_COMPARED)
     assert len(set(named)) == len(named)
     assert set(vars(explainer)) == set(named)
 
@@ -174,8 +176,9 @@ def test_the_same_pack_differs_nowhere(packaged: TriageEngine) -> None:
     for locale in packaged.pack.locales:
         differences = packaged.explainer_for(locale).text_differences(
             again.explainer_for(locale))
-        assert (differences.rules, differences.everywhere, differences.self_care) == \
-            (frozenset(), False, False)
+        assert (differences.rules, differences.levels, differences.everywhere,
+                differences.questions, differences.self_care) == \
+            (frozenset(), frozenset(), False, False, False)
 
 
 def test_a_watch_list_change_is_listed(packaged: TriageEngine, tmp_path: Path) -> None:

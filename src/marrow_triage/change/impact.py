@@ -37,7 +37,7 @@ from marrow_triage.change.space import (
     sample_reports,
 )
 from marrow_triage.engine.durable import Fired
-from marrow_triage.engine.explain import TextDifferences
+from marrow_triage.engine.explain import ResultWording, TextDifferences
 from marrow_triage.engine.triage import TriageEngine
 from marrow_triage.models import SymptomReport, TriageResult, Urgency
 from marrow_triage.pack.catalogue import condition_in_words, rule_condition_in_words
@@ -403,6 +403,7 @@ def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | Sy
     compared = [(locale, old.explainer_for(locale).text_differences(new.explainer_for(locale)))
                 for locale in ("en", *locales)]
     old_rules = {rule.id: rule.level for rule in old.pack.rules}
+    escalations = frozenset(rule.id for rule in old.pack.rules if rule.is_escalation)
     new_rules = {rule.id: rule.level for rule in new.pack.rules}
     for original, report, was, now in zip(originals, reports, old.fire_many(reports),
                                           new.fire_many(reports), strict=True):
@@ -413,7 +414,7 @@ def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | Sy
         _compare_firing(impact, original, (_top(old_levels), old_levels),
                         (_top(new_levels), new_levels),
                         functools.partial(_compare_wording, impact, original, report,
-                                          (old, was), (new, now), compared))
+                                          (old, was), (new, now), compared, escalations))
     impact.total += len(reports)
     return len(chunk)
 
@@ -424,13 +425,23 @@ def _top(levels: Mapping[str, Urgency]) -> Urgency:
 
 def _compare_wording(impact: Impact, original: Report | SymptomReport, report: SymptomReport,
                      before: tuple[TriageEngine, Fired], after: tuple[TriageEngine, Fired],
-                     compared: Sequence[tuple[str, TextDifferences]]) -> None:
+                     compared: Sequence[tuple[str, TextDifferences]],
+                     escalations: frozenset[str]) -> None:
     """The same rules fired in both packs: compare the two results' wording in each locale,
-    building them only where they can differ."""
+    as little of them as can differ (see :meth:`TextDifferences.confined_to_rules`)."""
     (old, was), (new, now) = before, after
     same_questions = was.questions.keys() == now.questions.keys()
     for locale, differences in compared:
-        if same_questions and differences.same_result(was.rules):
+        if differences.confined_to_rules(was.rules):
+            if same_questions and differences.same_result(was.rules):
+                continue
+            # The escalations' findings name the rules they count.
+            shown = (differences.rules | escalations).intersection(was.rules)
+            _text_changes(impact, original,
+                          old.explainer_for(locale).wording(report, was.rules, was.questions,
+                                                            shown),
+                          new.explainer_for(locale).wording(report, now.rules, now.questions,
+                                                            shown))
             continue
         _text_changes(impact, original, old.explain(report, was, locale),
                       new.explain(report, now, locale))
@@ -497,6 +508,9 @@ def _identity(pack: RulePack, label: str) -> dict[str, str]:
 
 
 def _keep_smaller(current: Report, candidate: Report | SymptomReport) -> Report:
+    if current and isinstance(candidate, dict) and len(candidate) != len(current):
+        # Fewer fields is smaller (_size's first key): no need to write either out.
+        return candidate if len(candidate) < len(current) else current
     as_dict = _as_dict(candidate)
     if not current or _size(as_dict) < _size(current):
         return as_dict
@@ -558,8 +572,9 @@ def _compare_firing(impact: Impact, original: Report | SymptomReport,
     # Otherwise other rules fire at the same level: texts differ because of that.
 
 
-def _text_changes(impact: Impact, original: Report | SymptomReport, before: TriageResult,
-                  after: TriageResult) -> None:
+def _text_changes(impact: Impact, original: Report | SymptomReport,
+                  before: TriageResult | ResultWording,
+                  after: TriageResult | ResultWording) -> None:
     locale = str(getattr(after, "locale", None) or "en")
     old_by_id = {f.rule_id: f for f in before.findings}
     changes: list[tuple[str, str, str, str]] = []
@@ -593,7 +608,7 @@ def _text_changes(impact: Impact, original: Report | SymptomReport, before: Tria
             change.example, change.old_text, change.new_text = smaller, was, now
 
 
-def _watch_list(result: TriageResult) -> tuple[str, ...]:
+def _watch_list(result: TriageResult | ResultWording) -> tuple[str, ...]:
     """The advice a result gives beyond its findings': the watch list of a self-care one."""
     own = {text for finding in result.findings for text in finding.advice}
     return tuple(text for text in result.advice if text not in own)

@@ -9,7 +9,7 @@ translated is shown in English and listed in the result's ``fallbacks``.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol, TypeVar
@@ -35,6 +35,7 @@ __all__ = [
     "FiredRule",
     "MeasuredValues",
     "PackTexts",
+    "ResultWording",
     "TextDifferences",
     "render_value",
 ]
@@ -145,21 +146,55 @@ class TextDifferences:
     rules: frozenset[str]
     """Rules whose own part differs: their finding, or their share of a result (title in
     the summary, advice, reassurance), or their level; or that only one pack has."""
+    levels: frozenset[Urgency]
+    """Levels whose label or action differs: shown in the action and summary of a result
+    at that level."""
     everywhere: bool
-    """Something any result can show differs: level labels and actions, summary wording,
-    value words, the questions (their texts or which ones an answer could raise)."""
+    """Something any result can show differs: summary wording or value words."""
+    questions: bool
+    """What decides a result's questions differs (their texts, or which ones an answer
+    could raise): each result's questions must be worked out in both."""
     self_care: bool
     """The watch list differs: it is shown in self-care results only."""
-    raising: frozenset[str]
-    """Rules above self-care: a result with one of them shows no watch list."""
+    rule_levels: Mapping[str, Urgency]
+    """Each rule's level (the same in both packs wherever ``everywhere`` is false)."""
 
-    def same_result(self, fired: Iterable[str]) -> bool:
+    def confined_to_rules(self, fired: Collection[str]) -> bool:
+        """Whether, in a result with the ``fired`` rules (and the same question keys fired
+        in both), only what the ``rules`` themselves add and the ``levels``' texts can
+        differ: their findings (and the escalations' findings, which name the rules they
+        count), their titles in the summary and their reassurance, the level's action and
+        summary, and the questions. The watch list and other texts are the same."""
+        if self.everywhere:
+            return False
+        return not self.self_care or self._level(fired) is not Urgency.SELF_CARE
+
+    def same_result(self, fired: Collection[str]) -> bool:
         """Whether a result with the ``fired`` rules (and the same question keys fired in
         both) reads the same in both: every text and level equal, only the ruleset's
         identity differing."""
-        if self.everywhere or not self.rules.isdisjoint(fired):
-            return False
-        return not self.self_care or not self.raising.isdisjoint(fired)
+        return self.rules.isdisjoint(fired) and self.confined_to_rules(fired) and \
+            not self.questions and (not self.levels or self._level(fired) not in self.levels)
+
+    def _level(self, fired: Collection[str]) -> Urgency:
+        return max((self.rule_levels[rule_id] for rule_id in fired),
+                   default=Urgency.SELF_CARE)
+
+
+@dataclass(frozen=True)
+class ResultWording:
+    """Part of a result (see :meth:`Explainer.wording`): some of its findings, and its
+    action, summary, reassurance and questions. ``advice`` is left empty: it is its
+    findings' (and the watch list, which the comparison using this has shown to be the
+    same in both packs)."""
+
+    findings: tuple[Finding, ...]
+    action: str
+    summary: str
+    reassurance: tuple[str, ...]
+    questions: tuple[Question, ...]
+    locale: str
+    advice: tuple[str, ...] = ()
 
 
 class Explainer:
@@ -252,7 +287,7 @@ class Explainer:
         self._levels = {level: (texts.text(f"levels.{level.value}.label")[0],
                                 texts.text(f"levels.{level.value}.action")[0])
                         for level in Urgency}
-        self._summary = {name: texts.text(f"summary.{name}")[0] for name in
+        self._summary = {name: Template(texts.text(f"summary.{name}")[0]) for name in
                          ("warnings", "more", "after_effects", "nothing", "questions")}
         self._level_fallbacks = {level: texts.fallbacks(
             [f"levels.{level.value}.label", f"levels.{level.value}.action"]) for level in Urgency}
@@ -270,17 +305,64 @@ class Explainer:
               fired_questions: Iterable[str]) -> TriageResult:
         """The result for ``report`` given the ids of the rules and question keys that
         fired (the engine's; the unconditional question keys are read from ``report``)."""
-        ordered = sorted(fired_rules, key=self._order.__getitem__)
-        rules = [self._rules[rule_id] for rule_id in ordered]
+        rules = self._in_result_order(fired_rules)
+        keys, findings = self._findings_of(report, rules)
+        asked = self._asked(report, fired_questions)
+        # A result is a function of its findings and questions, each cached by a key
+        # that determines it, so the findings' keys and the questions' bits determine it.
+        result_key = (tuple(keys), asked)
+        result = self._results.get(result_key)
+        if result is None:
+            result = self._remember(self._results, result_key,
+                                    self._result(rules, findings, asked))
+        return result
+
+    def wording(self, report: SymptomReport, fired_rules: Iterable[str],
+                fired_questions: Iterable[str], only: Collection[str]) -> ResultWording:
+        """Of the result :meth:`build` gives, the findings of the rules in ``only`` (the
+        same findings, from the same cache), and its action, summary, reassurance and
+        questions.
+
+        ``rules diff`` compares these where :meth:`text_differences` says nothing else can
+        differ, instead of building both whole results.
+        """
+        rules = self._in_result_order(fired_rules)
+        _, findings = self._findings_of(report, rules, only)
+        level = rules[0].level if rules else Urgency.SELF_CARE
+        asked = self._questions_to_ask(level, rules, self._asked(report, fired_questions))
+        return ResultWording(
+            findings=tuple(finding for finding, _ in findings),
+            action=self._levels[level][1],
+            summary=self._summary_of(level, rules, len(asked))[0],
+            reassurance=self.reassurance(level, rules),
+            questions=tuple(self._questions[question_id] for question_id in asked),
+            locale=self._locale,
+        )
+
+    def _in_result_order(self, fired_rules: Iterable[str]) -> list[RuleSpec]:
+        """The rules that fired, highest level first, then by id."""
+        return [self._rules[rule_id] for rule_id in sorted(fired_rules,
+                                                           key=self._order.__getitem__)]
+
+    def _findings_of(self, report: SymptomReport, rules: list[RuleSpec],
+                     only: Collection[str] | None = None,
+                     ) -> tuple[list[tuple[object, ...]], list[tuple[Finding, tuple[str, ...]]]]:
+        """The findings of ``rules`` (all fired, in result order; those in ``only`` when
+        given) with the keys they are cached by, and the value words each showed in
+        English."""
         findings: list[tuple[Finding, tuple[str, ...]] | None] = []
-        keys = []
+        keys: list[tuple[object, ...]] = []
         missed = []
         # Under an urgent or emergency action a lower finding says only what it adds
         # (as_outranked): part of its key, so that each form is made once and cached.
         ranks = self._rule_ranks
-        top = ranks[ordered[0]] if ordered else 0
+        top = ranks[rules[0].id] if rules else 0
         outranking = top >= _URGENT_RANK
+        made = []
         for rule in rules:
+            if only is not None and rule.id not in only:
+                continue
+            made.append(rule)
             outranked = outranking and ranks[rule.id] < top
             if rule.when_findings is not None:
                 level = rule.when_findings.level
@@ -296,10 +378,15 @@ class Explainer:
         if missed:
             # Only the facts the missed explanations show, once: exact values cost fractions.
             facts = report_facts(report, {name for index in missed
-                                          for name in self._shown_facts.get(rules[index].id, ())})
+                                          for name in self._shown_facts.get(made[index].id, ())})
             for index in missed:
                 findings[index] = self._remember(self._findings, keys[index], self._finding(
-                    rules[index], rules, report, facts, outranked=bool(keys[index][1])))
+                    made[index], rules, report, facts, outranked=bool(keys[index][1])))
+        return keys, [finding for finding in findings if finding is not None]  # all, by now
+
+    def _asked(self, report: SymptomReport, fired_questions: Iterable[str]) -> int:
+        """The bits of the question keys that hold: those that fired, and those that hold
+        whenever their field is unanswered (encode.unconditional_questions)."""
         bits = self._question_bits
         asked = 0
         for question in fired_questions:
@@ -308,15 +395,7 @@ class Explainer:
         for field, mask in self._unanswered_masks:
             if answers[field] is None:
                 asked |= mask
-        # A result is a function of its findings and questions, each cached by a key
-        # that determines it, so the findings' keys and the questions' bits determine it.
-        result_key = (tuple(keys), asked)
-        result = self._results.get(result_key)
-        if result is None:
-            made = [finding for finding in findings if finding is not None]  # all, by now
-            result = self._remember(self._results, result_key,
-                                    self._result(rules, made, asked))
-        return result
+        return asked
 
     def _result(self, rules: list[RuleSpec],
                 findings: list[tuple[Finding, tuple[str, ...]]],
@@ -544,12 +623,15 @@ class Explainer:
                  "_also_tell", "_reassurance", "_rule_fallbacks", "_acknowledged",
                  "_shown_facts")
     """Mappings by rule id: what one rule adds to the results it fires in."""
-    _EVERYWHERE = ("_locale", "_levels", "_summary", "_level_fallbacks", "_summary_fallbacks",
-                   "_questions", "_question_fallbacks", "_question_order", "_rule_ranks",
-                   "_escalations", "_question_bits", "_rank_masks", "_group_masks",
-                   "_unanswered_masks", "_question_masks", "_ended_by_some_answer",
-                   "_rule_question_masks")
-    """What any result can show, and what decides which questions it asks."""
+    _PER_LEVEL = ("_levels", "_level_fallbacks")
+    """Mappings by level: its label and action."""
+    _EVERYWHERE = ("_locale", "_summary", "_summary_fallbacks")
+    """What any result can show."""
+    _QUESTIONS = ("_questions", "_question_fallbacks", "_question_order", "_rule_ranks",
+                  "_escalations", "_question_bits", "_rank_masks", "_group_masks",
+                  "_unanswered_masks", "_question_masks", "_ended_by_some_answer",
+                  "_rule_question_masks")
+    """What decides which questions a result asks, and their texts."""
     _SELF_CARE = ("_watch_for", "_watch_for_fallbacks")
     """The watch list, in self-care results only."""
     _NOT_COMPARED = ("_texts", "_read_shown", "_ruleset", "_findings", "_results",
@@ -567,7 +649,7 @@ class Explainer:
         """
         differing: set[str] = set()
         for name in self._PER_RULE:
-            mine, theirs = _comparable(getattr(self, name)), _comparable(getattr(other, name))
+            mine, theirs = getattr(self, name), getattr(other, name)
             differing.update(rule_id for rule_id in mine.keys() | theirs.keys()
                              if mine.get(rule_id, _ABSENT) != theirs.get(rule_id, _ABSENT))
         everywhere = any(getattr(self, name) != getattr(other, name)
@@ -575,8 +657,12 @@ class Explainer:
         everywhere = everywhere or self._texts.words != other._texts.words \
             or self._texts.fell_back_words != other._texts.fell_back_words
         self_care = any(getattr(self, name) != getattr(other, name) for name in self._SELF_CARE)
-        raising = frozenset(rule_id for rule_id, rank in self._rule_ranks.items() if rank)
-        return TextDifferences(frozenset(differing), everywhere, self_care, raising)
+        questions = any(getattr(self, name) != getattr(other, name) for name in self._QUESTIONS)
+        levels = frozenset(level for level in Urgency if any(
+            getattr(self, name)[level] != getattr(other, name)[level]
+            for name in self._PER_LEVEL))
+        return TextDifferences(frozenset(differing), levels, everywhere, questions, self_care,
+                               {rule.id: rule.level for rule in self._rules.values()})
 
     @property
     def words(self) -> Mapping[str, str]:
@@ -636,21 +722,21 @@ class Explainer:
             shown = ", ".join(warnings[:3])
             if len(warnings) > 3:
                 used.append("more")
-                shown = render(templates["more"], {"warnings": shown,
-                                                   "count": str(len(warnings) - 3)}.get)
-            text = render(templates["warnings"], {"level": label, "warnings": shown,
-                                                  "action": action}.get)
+                shown = templates["more"].render({"warnings": shown,
+                                                  "count": str(len(warnings) - 3)}.get)
+            text = templates["warnings"].render({"level": label, "warnings": shown,
+                                                 "action": action}.get)
         elif rules:
             used = ["after_effects"]
-            text = render(templates["after_effects"], {
+            text = templates["after_effects"].render({
                 "level": label, "after_effects": ", ".join(self._titles.get(r.id, r.title)
                                                            for r in rules)}.get)
         else:
             used = ["nothing"]
-            text = render(templates["nothing"], {"level": label}.get)
+            text = templates["nothing"].render({"level": label}.get)
         if unanswered:
             used.append("questions")
-            text += " " + render(templates["questions"], {"count": str(unanswered)}.get)
+            text += " " + templates["questions"].render({"count": str(unanswered)}.get)
         return text, used
 
 
@@ -661,12 +747,6 @@ _URGENT_RANK = Urgency.URGENT.rank
 
 _ABSENT = object()
 """A rule one pack does not have (differs from any value)."""
-
-
-def _comparable(by_rule: Mapping[str, object]) -> Mapping[str, object]:
-    """A per-rule mapping with templates as their text (a Template has no equality)."""
-    return {rule_id: value.text if isinstance(value, Template) else value
-            for rule_id, value in by_rule.items()}
 
 
 def _shown_facts(template: str) -> tuple[str, ...]:

@@ -120,6 +120,13 @@ class Template:
         pieces.append(("".join(literal), None))
         self._pieces = tuple((text, name) for text, name in pieces if text or name)
 
+    def __eq__(self, other: object) -> bool:
+        """Templates of the same text are equal (they render the same)."""
+        return isinstance(other, Template) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
     def render(self, value_of: Callable[[str], str | None]) -> str:
         """Fill the placeholders with ``value_of(name)``, exactly as :func:`render`."""
         out = []
