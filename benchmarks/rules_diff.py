@@ -2,16 +2,18 @@
 and the episodes of check-ins a timeline change is judged over.
 
     python benchmarks/rules_diff.py [--samples 100000] [--workers 2] [--episodes 5000]
-                                    [--change fever|action]
+                                    [--change fever|action|rule-added]
 
 The change compared is a realistic one: the packaged pack against a copy whose fever
 threshold moved from 38.3 to 38.4 °C (explanation kept consistent), so many findings
 differ and the comparison does its full work. The report space is the two packs'
-boundary classes pairwise plus the seeded sample, as the command builds it. Target: the
+boundary classes pairwise plus the seeded sample, as the command builds it, with the
+wording compared in every locale both packs have (the command's default). Target: the
 whole comparison (report generation, both packs' evaluations, the results built where
 they can differ, grouping) under 20 s wall time on a 2-core machine
 (``rules_diff_seconds=… target=20 …``). ``--change action`` rewords the urgent action
-instead, which every urgent result shows: most results must then be built, the slow case.
+instead, which every urgent result shows; ``--change rule-added`` adds a rule, after which
+every result must be built in both packs (the slowest case).
 
 The timeline part compares the packaged pack with a copy whose ``fever-sustained`` rule
 fires after 45 rather than 60 minutes over the command's episode space (the report
@@ -24,12 +26,15 @@ a minute (``rules_diff_timeline_seconds=… target=15 …``).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 from marrow_triage import RulePack, TriageEngine
 from marrow_triage.change import compare_engines, report_batches
@@ -72,7 +77,22 @@ def reworded_action_pack(target: Path) -> Path:
     return target
 
 
-CHANGES = {"fever": moved_fever_pack, "action": reworded_action_pack}
+def added_rule_pack(target: Path) -> Path:
+    """A copy of the packaged pack with one more rule (``--change rule-added``): a cough
+    that is urgent, not soon. Every rule's rank and the questions' reach are recomputed,
+    so every result is built in both packs: the slowest case."""
+    shutil.copytree(default_rules_path(), target)
+    path = target / "other-symptoms.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cough = next(rule for rule in data["rules"] if rule["id"] == "cough")
+    data["rules"].append({**copy.deepcopy(cough), "id": "cough-urgent", "level": "urgent",
+                          "title": "Cough (urgent)"})
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target
+
+
+CHANGES = {"fever": moved_fever_pack, "action": reworded_action_pack,
+           "rule-added": added_rule_pack}
 
 
 def sooner_sustained_fever_pack(target: Path) -> Path:
@@ -116,18 +136,22 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=EPISODE_SAMPLES)
     parser.add_argument("--change", choices=sorted(CHANGES), default="fever",
                         help="fever: fever_c 38.3 -> 38.4 (the target's change); action: "
-                             "the urgent action reworded (every urgent result built)")
+                             "the urgent action reworded; rule-added: one more rule (every "
+                             "result built)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = TriageEngine(RulePack.default())
         new = TriageEngine.from_path(CHANGES[args.change](Path(tmp) / "rules"))
         started, cpu = time.perf_counter(), time.process_time()
+        # As the command does by default: wording in English and every locale both have.
+        locales = [loc for loc in new.pack.locales if loc in old.pack.locales and loc != "en"]
         batches = report_batches([old.pack, new.pack], samples=args.samples)
-        impact = compare_engines(old, new, batches, workers=args.workers)
+        impact = compare_engines(old, new, batches, workers=args.workers, locales=locales)
         seconds = time.perf_counter() - started
         cpu_parent = time.process_time() - cpu
     children = os.times()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.workers} worker(s)")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.workers} worker(s), "
+          f"wording compared in en, {', '.join(locales)}")
     print(counts_line(impact))
     print(f"wall {seconds:.2f} s, {impact.total / seconds:,.0f} reports/s; CPU: parent "
           f"{cpu_parent:.2f} s, workers {children.children_user + children.children_system:.2f} s")
