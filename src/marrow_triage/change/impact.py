@@ -1,10 +1,12 @@
 """The impact of a rule change: two packs evaluated over the same reports, and what moved.
 
-:func:`compare_engines` runs both engines over the same reports with
-:meth:`~marrow_triage.TriageEngine.triage_many` and groups what differs: reports whose
+:func:`compare_engines` evaluates the same reports with both engines, a chunk at a time
+(:meth:`~marrow_triage.TriageEngine.fire_many`), and groups what differs: reports whose
 level moved (by transition, each with the rules whose firing explains it and the smallest
 example report), rules that fire in more or fewer reports, findings whose wording changed
 with the same level and rules, and the rule definitions that differ between the packs.
+Results are explained only where the packs' wording can differ (see
+:func:`_compare_chunk`).
 :func:`report_batches` builds the report space (see :mod:`marrow_triage.change.space`).
 """
 
@@ -65,7 +67,8 @@ EPISODE_SAMPLES = 5_000
 at about ten reports' cost, so a timeline change is judged in well under a minute."""
 
 _CHUNK = 4096
-"""Reports per ``triage_many`` call: large enough to amortise it, small enough to stream."""
+"""Reports per chunk (one evaluation each with both engines, and one task for a worker):
+large enough to amortise it, small enough to stream."""
 
 Report = dict[str, Any]
 
