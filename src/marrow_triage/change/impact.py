@@ -377,13 +377,14 @@ def _compare_chunk(old: TriageEngine, new: TriageEngine, chunk: list[Report | Sy
                    explain_all: bool = False) -> int:
     """Compare one chunk of reports into ``impact``; the number of reports seen.
 
-    Both packs evaluate every report; results are built only where they can differ
-    (:meth:`~marrow_triage.engine.explain.Explainer.text_differences`): a report that fires
-    the same rules and question keys in both, none of them worded differently, reads the
-    same in both, and building its two results would show nothing. Where the rules that
-    fired differ, their levels say what moved; results are built only to compare wording.
-    ``explain_all`` builds and compares every result instead (the tests hold the two ways
-    to the same impact).
+    Both packs evaluate every report. Where the rules that fired differ, their levels say
+    what moved. Where the same rules fired, only the wording can differ, and only where
+    :meth:`~marrow_triage.engine.explain.Explainer.text_differences` says it can: a report
+    that fires the same rules and question keys, none of them worded differently, is not
+    explained at all; where only some rules' texts, a level's texts or the questions
+    differ, just those parts are compared (:meth:`~marrow_triage.engine.explain.Explainer.wording`);
+    otherwise both whole results. ``explain_all`` builds and compares every result instead
+    (the tests hold the two ways to the same impact).
     """
     originals: list[Report | SymptomReport] = []
     reports: list[SymptomReport] = []

@@ -157,14 +157,16 @@ class TextDifferences:
     self_care: bool
     """The watch list differs: it is shown in self-care results only."""
     rule_levels: Mapping[str, Urgency]
-    """Each rule's level (the same in both packs wherever ``everywhere`` is false)."""
+    """Each rule's level in the first pack. Both methods below are asked about rules that
+    fired in both packs with the same result level (the highest of theirs), so it gives
+    that level."""
 
     def confined_to_rules(self, fired: Collection[str]) -> bool:
-        """Whether, in a result with the ``fired`` rules (and the same question keys fired
-        in both), only what the ``rules`` themselves add and the ``levels``' texts can
-        differ: their findings (and the escalations' findings, which name the rules they
-        count), their titles in the summary and their reassurance, the level's action and
-        summary, and the questions. The watch list and other texts are the same."""
+        """Whether, in a result with the ``fired`` rules (fired in both packs), only what
+        the ``rules`` themselves add and the ``levels``' texts can differ: their findings
+        (and the escalations' findings, which name the rules they count), their titles in
+        the summary and their reassurance, the level's action and summary, and the
+        questions. The watch list and other texts are the same."""
         if self.everywhere:
             return False
         return not self.self_care or self._level(fired) is not Urgency.SELF_CARE
