@@ -1,12 +1,12 @@
-"""`rules diff` builds results only where two packs' results can differ.
+"""`rules diff` explains reports only as far as two packs' results can differ.
 
-Both packs evaluate every report, but a report that fires the same rules and question keys
-in both, none of them worded differently (``Explainer.text_differences``), is not
-explained: its two results would read the same. These tests hold that shortcut to the
-plain way (every result built and compared) for each kind of change a pack can make, and
-check that no attribute of the explainer escapes the comparison.
+Both packs evaluate every report. Where the same rules fired, a report whose rules and
+question keys are worded the same in both (``Explainer.text_differences``) is not
+explained at all, and where only some rules' texts, a level's texts or the questions
+differ, only those parts are compared (``Explainer.wording``). These tests hold those
+shortcuts to the plain way (every result built and compared) for each kind of change a
+pack can make, and check that no attribute of the explainer escapes the comparison.
 """
-
 from __future__ import annotations
 
 import copy
