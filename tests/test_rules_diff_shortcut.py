@@ -7,6 +7,7 @@ differ, only those parts are compared (``Explainer.wording``). These tests hold 
 shortcuts to the plain way (every result built and compared) for each kind of change a
 pack can make, and check that no attribute of the explainer escapes the comparison.
 """
+
 from __future__ import annotations
 
 import copy
