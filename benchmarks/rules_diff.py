@@ -13,7 +13,7 @@ whole comparison (report generation, both packs' evaluations, the results built 
 they can differ, grouping) under 20 s wall time on a 2-core machine
 (``rules_diff_seconds=… target=20 …``). ``--change action`` rewords the urgent action
 instead, which every urgent result shows; ``--change rule-added`` adds a rule, after which
-every result must be built in both packs (the slowest case).
+every rule's rank and every result's questions must be worked out in both packs.
 
 The timeline part compares the packaged pack with a copy whose ``fever-sustained`` rule
 fires after 45 rather than 60 minutes over the command's episode space (the report
@@ -79,8 +79,8 @@ def reworded_action_pack(target: Path) -> Path:
 
 def added_rule_pack(target: Path) -> Path:
     """A copy of the packaged pack with one more rule (``--change rule-added``): a cough
-    that is urgent, not soon. Every rule's rank and the questions' reach are recomputed,
-    so every result is built in both packs: the slowest case."""
+    that is urgent, not soon. The rules' ranks and the questions' reach differ, so every
+    report's questions are worked out in both packs."""
     shutil.copytree(default_rules_path(), target)
     path = target / "other-symptoms.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -137,7 +137,7 @@ def main() -> int:
     parser.add_argument("--change", choices=sorted(CHANGES), default="fever",
                         help="fever: fever_c 38.3 -> 38.4 (the target's change); action: "
                              "the urgent action reworded; rule-added: one more rule (every "
-                             "result built)")
+                             "result's questions compared)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old = TriageEngine(RulePack.default())
