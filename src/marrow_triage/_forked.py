@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
-import queue
+import multiprocessing.connection
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from marrow_triage.errors import EngineError
@@ -39,11 +40,17 @@ def forked_map(work: Callable[[_Item], _Answer], items: Iterator[_Item],
     """
     context = multiprocessing.get_context("fork")
     tasks: Any = context.Queue()
-    done: Any = context.Queue()
-    workers = [context.Process(target=_serve, args=(work, tasks, done), daemon=True)
+    # Answers come back on one pipe that only the workers write, each answer whole under
+    # a lock and from the worker's own thread (not a queue's feeder thread): a worker
+    # that dies cannot leave half an answer behind for this process to wait on forever.
+    answers, answering = context.Pipe(duplex=False)
+    lock = context.Lock()
+    workers = [context.Process(target=_serve, args=(work, tasks, answering, lock),
+                               daemon=True)
                for _ in range(jobs - 1)]
     for worker in workers:
         worker.start()
+    answering.close()
     # In input order: (index, item, True) for an item sent to a worker, (index, item,
     # False) for one this process does when its turn to be yielded comes.
     pending: collections.deque[tuple[int, _Item, bool]] = collections.deque()
@@ -67,7 +74,7 @@ def forked_map(work: Callable[[_Item], _Answer], items: Iterator[_Item],
                 yield work(item)
                 continue
             while number not in ready:
-                done_index, answer, error = _next_done(done, workers)
+                done_index, answer, error = _next_done(answers, workers)
                 if error is not None:
                     raise EngineError(f"a worker failed: {error}")
                 ready[done_index] = answer
@@ -81,29 +88,34 @@ def forked_map(work: Callable[[_Item], _Answer], items: Iterator[_Item],
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
+        answers.close()
 
 
-def _next_done(done: Any, workers: list[Any]) -> tuple[int, Any, str | None]:
-    """The next finished item; EngineError if a worker died without answering."""
-    while True:
+def _next_done(answers: Connection, workers: list[Any]) -> tuple[int, Any, str | None]:
+    """The next finished item; EngineError if a worker ended without answering (workers
+    end only when told to, or after sending why they failed)."""
+    multiprocessing.connection.wait([answers, *(worker.sentinel for worker in workers)])
+    if answers.poll():  # an answer first: a worker that failed sent why before it ended
         try:
-            answer: tuple[int, Any, str | None] = done.get(timeout=1)
-        except queue.Empty:
-            dead = [w for w in workers if not w.is_alive()]
-            if dead:
-                raise EngineError(f"a worker process ended unexpectedly (exit status "
-                                  f"{dead[0].exitcode})") from None
-            continue
-        return answer
+            answer: tuple[int, Any, str | None] = answers.recv()
+        except EOFError:  # every worker has ended
+            pass
+        else:
+            return answer
+    ended = [worker.exitcode for worker in workers if not worker.is_alive()]
+    raise EngineError("a worker process ended unexpectedly (exit status "
+                      f"{ended[0] if ended else None})")
 
 
-def _serve(work: Callable[[Any], Any], tasks: Any, done: Any) -> None:
+def _serve(work: Callable[[Any], Any], tasks: Any, answering: Connection, lock: Any) -> None:
     """A worker: do items until told to stop (``None``)."""
     while (task := tasks.get()) is not None:
         index, item = task
         try:
             answer = work(item)
         except Exception as exc:  # told to the parent, which stops the run
-            done.put((index, None, f"{type(exc).__name__}: {exc}"))
+            with lock:
+                answering.send((index, None, f"{type(exc).__name__}: {exc}"))
             return
-        done.put((index, answer, None))
+        with lock:
+            answering.send((index, answer, None))
