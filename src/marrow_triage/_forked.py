@@ -11,7 +11,9 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import multiprocessing.connection
-from collections.abc import Callable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -40,17 +42,17 @@ def forked_map(work: Callable[[_Item], _Answer], items: Iterator[_Item],
     """
     context = multiprocessing.get_context("fork")
     tasks: Any = context.Queue()
-    # Answers come back on one pipe that only the workers write, each answer whole under
-    # a lock and from the worker's own thread (not a queue's feeder thread): a worker
-    # that dies cannot leave half an answer behind for this process to wait on forever.
-    answers, answering = context.Pipe(duplex=False)
-    lock = context.Lock()
-    workers = [context.Process(target=_serve, args=(work, tasks, answering, lock),
-                               daemon=True)
-               for _ in range(jobs - 1)]
-    for worker in workers:
+    # Each worker answers on a pipe of its own that only it writes (this process closes
+    # its copy of the writing end before the next fork): when a worker ends, even in the
+    # middle of an answer, reading its pipe ends in EOFError, never in a wait for the
+    # rest of an answer that will not come.
+    workers: dict[Connection, Any] = {}
+    for _ in range(jobs - 1):
+        answers, answering = context.Pipe(duplex=False)
+        worker = context.Process(target=_serve, args=(work, tasks, answering), daemon=True)
         worker.start()
-    answering.close()
+        answering.close()
+        workers[answers] = worker
     # In input order: (index, item, True) for an item sent to a worker, (index, item,
     # False) for one this process does when its turn to be yielded comes.
     pending: collections.deque[tuple[int, _Item, bool]] = collections.deque()
@@ -74,48 +76,60 @@ def forked_map(work: Callable[[_Item], _Answer], items: Iterator[_Item],
                 yield work(item)
                 continue
             while number not in ready:
-                done_index, answer, error = _next_done(answers, workers)
+                done_index, answer, error = _next_done(workers)
                 if error is not None:
                     raise EngineError(f"a worker failed: {error}")
                 ready[done_index] = answer
             yield ready.pop(number)
     finally:
-        for worker in workers:
+        for worker in workers.values():
             if worker.is_alive():
                 tasks.put(None)
-        for worker in workers:
+        for answers, worker in workers.items():
             worker.join(timeout=5)
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
-        answers.close()
+            answers.close()
 
 
-def _next_done(answers: Connection, workers: list[Any]) -> tuple[int, Any, str | None]:
-    """The next finished item; EngineError if a worker ended without answering (workers
-    end only when told to, or after sending why they failed)."""
-    multiprocessing.connection.wait([answers, *(worker.sentinel for worker in workers)])
-    if answers.poll():  # an answer first: a worker that failed sent why before it ended
+def _next_done(workers: Mapping[Connection, Any]) -> tuple[int, Any, str | None]:
+    """The next answer from any worker; EngineError if a worker ended (workers end only
+    when told to, or after sending why they failed)."""
+    for answers in multiprocessing.connection.wait(list(workers)):
+        assert isinstance(answers, Connection)
         try:
             answer: tuple[int, Any, str | None] = answers.recv()
-        except EOFError:  # every worker has ended
-            pass
-        else:
-            return answer
-    ended = [worker.exitcode for worker in workers if not worker.is_alive()]
-    raise EngineError("a worker process ended unexpectedly (exit status "
-                      f"{ended[0] if ended else None})")
+        except EOFError:
+            worker = workers[answers]
+            worker.join(timeout=5)
+            raise EngineError("a worker process ended unexpectedly (exit status "
+                              f"{worker.exitcode})") from None
+        return answer
+    raise AssertionError("wait() returned nothing without a timeout")
 
 
-def _serve(work: Callable[[Any], Any], tasks: Any, answering: Connection, lock: Any) -> None:
-    """A worker: do items until told to stop (``None``)."""
-    while (task := tasks.get()) is not None:
-        index, item = task
-        try:
-            answer = work(item)
-        except Exception as exc:  # told to the parent, which stops the run
-            with lock:
-                answering.send((index, None, f"{type(exc).__name__}: {exc}"))
-            return
-        with lock:
-            answering.send((index, answer, None))
+def _serve(work: Callable[[Any], Any], tasks: Any, answering: Connection) -> None:
+    """A worker: do items until told to stop (``None``). Answers are sent by a thread of
+    their own, so that the next item is started while this process reads the last."""
+    outbox: queue.SimpleQueue[tuple[int, Any, str | None] | None] = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_all, args=(outbox, answering))
+    sender.start()
+    try:
+        while (task := tasks.get()) is not None:
+            index, item = task
+            try:
+                answer = work(item)
+            except Exception as exc:  # told to the parent, which stops the run
+                outbox.put((index, None, f"{type(exc).__name__}: {exc}"))
+                return
+            outbox.put((index, answer, None))
+    finally:
+        outbox.put(None)
+        sender.join()
+
+
+def _send_all(outbox: queue.SimpleQueue[tuple[int, Any, str | None] | None],
+              answering: Connection) -> None:
+    while (message := outbox.get()) is not None:
+        answering.send(message)
