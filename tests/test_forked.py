@@ -69,8 +69,9 @@ _DIES_AFTER_A_LARGE_ANSWER = textwrap.dedent("""
 
 @pytest.mark.parametrize("run", range(3))
 def test_a_worker_that_dies_after_a_large_answer_ends_the_run(run: int) -> None:
-    """A worker's answer used to be written by a queue's background thread: a worker
-    ending mid-write left half an answer that the parent waited on forever."""
+    """Answers used to share one queue, whose pipe every process held open: a worker
+    that ended while writing an answer left half of it there, and the parent waited
+    forever for the rest. Now the pipe ends with the worker."""
     done = subprocess.run([sys.executable, "-c", _DIES_AFTER_A_LARGE_ANSWER],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
