@@ -55,8 +55,9 @@ from marrow_triage.pack.conditions import condition_fields, field_tests
 from marrow_triage.pack.facts import FACT_FIELDS, HISTORY_FACT_FIELDS
 from marrow_triage.pack.spec import RulePack
 
-__all__ = ["CheckIn", "Episode", "episode_dicts", "episode_factors", "first_checkin_dicts",
-           "history_thresholds", "run_dicts", "sample_episode_dicts", "to_episode"]
+__all__ = ["EarlierCheckIn", "Episode", "episode_dicts", "episode_factors",
+           "first_checkin_dicts", "history_thresholds", "run_dicts", "sample_episode_dicts",
+           "to_episode"]
 
 EARLIER_COUNTS = (1, 2, 3)
 """Earlier check-ins every episode space holds (more where a rule counts further); first
@@ -74,8 +75,10 @@ RISKS = ("low_white_cell_count", "recent_chemotherapy", "neither")
 
 
 @dataclass(frozen=True)
-class CheckIn:
-    """An earlier check-in of an episode: its time and its report."""
+class EarlierCheckIn:
+    """An earlier check-in of a generated episode, as history facts read one
+    (:class:`~marrow_triage.timeline.history.Earlier`): its time and its report. Not a
+    stored check-in (:class:`~marrow_triage.timeline.CheckIn`): nothing here is stored."""
 
     at: datetime
     report: SymptomReport
@@ -85,7 +88,7 @@ class CheckIn:
 class Episode:
     """A current report at ``at`` after the ``earlier`` check-ins (oldest first)."""
 
-    earlier: tuple[CheckIn, ...]
+    earlier: tuple[EarlierCheckIn, ...]
     report: SymptomReport
     at: datetime = _AT
 
@@ -270,7 +273,7 @@ def _pain(trend: str | None, current: int | None, back: int, count: int) -> int 
 def to_episode(data: dict[str, Any]) -> Episode:
     """The :class:`Episode` an episode dict describes (pydantic's ValidationError when
     a report in it is not valid)."""
-    earlier = tuple(CheckIn(_AT - timedelta(minutes=e["minutes_before"]),
-                            SymptomReport.model_validate(e["report"]))
+    earlier = tuple(EarlierCheckIn(_AT - timedelta(minutes=e["minutes_before"]),
+                                   SymptomReport.model_validate(e["report"]))
                     for e in data["earlier"])
     return Episode(earlier, SymptomReport.model_validate(data["report"]))
